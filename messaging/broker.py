@@ -1,0 +1,218 @@
+"""One supervised AMQP connection per process: reconnect with backoff, re-declare, resume.
+
+`Broker.run` keeps a connection open for as long as the process lives. Every time it connects it
+declares the topology and calls the registered `on_connect` callbacks (consumers attach there);
+when the connection is lost it calls `on_disconnect`, waits with exponential backoff and starts
+again. Publishing goes through one confirm-mode channel with `mandatory`, so a message is either
+confirmed by the broker or the caller gets an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from tenacity import AsyncRetrying, retry_if_exception, wait_exponential, wait_random
+
+from contracts.topology import Topology
+from messaging import topology as declare
+from messaging.errors import BrokerUnavailable, PublishRejected
+from messaging.logs import get_logger, redact
+from messaging.message import OutgoingMessage
+
+log = get_logger(__name__)
+
+ConnectCallback = Callable[[AbstractConnection], Awaitable[None]]
+DisconnectCallback = Callable[[], Awaitable[None]]
+
+_CONNECT_ERRORS = (OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError,
+                   aiormq.exceptions.ConnectionClosed)
+
+
+def _is_connect_error(exc: BaseException) -> bool:
+    return isinstance(exc, _CONNECT_ERRORS)
+
+
+class Broker:
+    def __init__(self, url: str, *, app_id: str, topology: Topology | None,
+                 reconnect_min: float = 0.2, reconnect_max: float = 10.0,
+                 publish_timeout: float = 15.0) -> None:
+        self.url = url
+        self.app_id = app_id
+        self._topology = topology
+        self._reconnect_min = reconnect_min
+        self._reconnect_max = reconnect_max
+        self._publish_timeout = publish_timeout
+        self._on_connect: list[ConnectCallback] = []
+        self._on_disconnect: list[DisconnectCallback] = []
+        self._connection: AbstractConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._channel_lock = asyncio.Lock()
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self.connections_made = 0
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def on_connect(self, callback: ConnectCallback) -> None:
+        self._on_connect.append(callback)
+
+    def on_disconnect(self, callback: DisconnectCallback) -> None:
+        self._on_disconnect.append(callback)
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, seconds: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._connected.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start supervising in the background; returns at once, even if the broker is down."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name=f"broker:{self.app_id}")
+
+    async def close(self) -> None:
+        self._stopping = True
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            lost = asyncio.Event()
+            try:
+                connection = await self._connect()
+                connection.close_callbacks.add(lambda *_, lost=lost: lost.set())
+                await self._setup(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("broker set-up failed", error=repr(exc))
+                lost.set()
+            else:
+                self.connections_made += 1
+                self._connected.set()
+                log.info("broker connected", url=redact(self.url),
+                         connections=self.connections_made)
+            await lost.wait()
+            await self._teardown()
+            if not self._stopping:
+                log.warning("broker connection lost; reconnecting")
+                await asyncio.sleep(self._reconnect_min)
+
+    async def _connect(self) -> AbstractConnection:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_is_connect_error),
+            wait=wait_exponential(multiplier=self._reconnect_min, max=self._reconnect_max)
+            + wait_random(0, self._reconnect_min),
+            before_sleep=lambda state: log.warning(
+                "broker unreachable", url=redact(self.url), attempt=state.attempt_number,
+                error=repr(state.outcome.exception()) if state.outcome else None),
+        ):
+            with attempt:
+                connection = await aio_pika.connect(
+                    self.url, timeout=10, client_properties={"connection_name": self.app_id})
+                self._connection = connection
+                return connection
+        raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying never stops
+
+    async def _setup(self, connection: AbstractConnection) -> None:
+        if self._topology is not None:
+            channel = await connection.channel()
+            await declare.declare(channel, self._topology)
+            await channel.close()
+        for callback in self._on_connect:
+            await callback(connection)
+
+    async def _teardown(self) -> None:
+        self._connected.clear()
+        self._channel = None
+        self._exchanges.clear()
+        connection, self._connection = self._connection, None
+        for callback in self._on_disconnect:
+            try:
+                await callback()
+            except Exception as exc:
+                log.warning("disconnect callback failed", error=repr(exc))
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+    async def reconnect(self) -> None:
+        """Drop the connection so that the supervisor builds everything again."""
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+
+    # -- publishing ------------------------------------------------------------------------------
+
+    async def _publish_channel(self) -> AbstractChannel:
+        async with self._channel_lock:
+            if self._channel is None or self._channel.is_closed:
+                connection = self._connection
+                if connection is None or connection.is_closed or not self.is_connected:
+                    raise BrokerUnavailable("not connected to RabbitMQ")
+                self._exchanges.clear()
+                self._channel = await connection.channel(
+                    publisher_confirms=True, on_return_raises=True)
+            return self._channel
+
+    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
+        if name == "":
+            return channel.default_exchange
+        exchange = self._exchanges.get(name)
+        if exchange is None:
+            exchange = await channel.get_exchange(name, ensure=False)
+            self._exchanges[name] = exchange
+        return exchange
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        """Publish with confirms and `mandatory`; return only once the broker confirmed it.
+
+        Raises `BrokerUnavailable` when there is no connection (try again later) and
+        `PublishRejected` when the broker nacked it or could not route it.
+        """
+        try:
+            channel = await self._publish_channel()
+            exchange = await self._exchange(channel, message.exchange)
+            await exchange.publish(message.to_amqp(), message.routing_key, mandatory=True,
+                                   timeout=self._publish_timeout)
+        except aiormq.exceptions.PublishError as exc:
+            raise PublishRejected(
+                f"unroutable: no queue bound for {message.routing_key!r} on "
+                f"{message.exchange or '(default exchange)'!r}") from exc
+        except aiormq.exceptions.DeliveryError as exc:
+            raise PublishRejected(f"nacked by the broker: {exc!r}") from exc
+        except aiormq.exceptions.ChannelClosed as exc:
+            # A channel-level error (e.g. 404 for a missing exchange) closes only the channel.
+            self._channel = None
+            if self._connection is None or self._connection.is_closed:
+                raise BrokerUnavailable(repr(exc)) from exc
+            raise PublishRejected(f"channel closed by the broker: {exc!r}") from exc
+        except (BrokerUnavailable, PublishRejected):
+            raise
+        except (*_CONNECT_ERRORS, aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
+    async def publish_many(self, messages: list[OutgoingMessage]) -> list[BaseException | None]:
+        """Publish in order, pipelined (frames leave in call order); one outcome per message."""
+        results: list[Any] = await asyncio.gather(
+            *(self.publish(m) for m in messages), return_exceptions=True)
+        return [r if isinstance(r, BaseException) else None for r in results]

@@ -1,0 +1,207 @@
+"""Transactional outbox: `Outbox.add` in the caller's transaction, `OutboxRelay` publishes.
+
+The relay wakes on LISTEN/NOTIFY (the insert notifies at commit, so there is no polling delay on
+the hot path), on every broker (re)connect, and on a slow fallback poll. Only one relay of a
+schema publishes at a time (a transaction-level advisory lock), which keeps the order of the
+table; the rows it works on are locked `FOR UPDATE`, and a row is marked sent only after the
+broker confirmed it. Any number of relays can run: the others stand by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from messaging import db
+from messaging.broker import Broker
+from messaging.errors import BrokerUnavailable
+from messaging.logs import get_logger
+from messaging.message import OutgoingMessage
+
+log = get_logger(__name__)
+
+_COLUMNS = ("message_id", "exchange", "routing_key", "type", "app_id", "correlation_id",
+            "subject", "reply_to", "headers", "body", "created_at")
+_INSERT = (
+    f"INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+    " $8::text[], $9::jsonb[], $10::bytea[], $11::timestamptz[])"
+)
+
+
+def notify_channel(schema: str) -> str:
+    return f"outbox_{db.check_schema_name(schema)}"
+
+
+class Outbox:
+    """Writes messages into the service schema's outbox table, inside a caller's transaction."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.channel = notify_channel(schema)
+
+    async def add(self, conn: db.Connection, *messages: OutgoingMessage) -> None:
+        if not messages:
+            return
+        if not conn.is_in_transaction():
+            raise RuntimeError("Outbox.add must run inside the transaction of the state change")
+        columns: list[list[Any]] = [[] for _ in _COLUMNS]
+        for m in messages:
+            row = (m.message_id, m.exchange, m.routing_key, m.type, m.app_id, m.correlation_id,
+                   m.subject, m.reply_to, dict(m.headers), m.body, m.timestamp)
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        await conn.execute(_INSERT, *columns)
+        # Delivered at commit, and only if the transaction commits.
+        await conn.execute("SELECT pg_notify($1, '')", self.channel)
+
+
+def _message_of(row: asyncpg.Record) -> OutgoingMessage:
+    return OutgoingMessage(
+        message_id=row["message_id"], exchange=row["exchange"], routing_key=row["routing_key"],
+        type=row["type"], app_id=row["app_id"], correlation_id=row["correlation_id"],
+        subject=row["subject"], reply_to=row["reply_to"], headers=row["headers"] or {},
+        body=row["body"], timestamp=row["created_at"])
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, broker: Broker, *, dsn: str, schema: str,
+                 batch_size: int = 500, poll_interval: float = 5.0, max_attempts: int = 10,
+                 retention: timedelta = timedelta(days=1)) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._dsn = dsn
+        self._schema = schema
+        self._channel = notify_channel(schema)
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._max_attempts = max_attempts
+        self._retention = retention
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.published = 0
+        broker.on_connect(self._on_broker_connect)
+
+    async def _on_broker_connect(self, _: object) -> None:
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name=f"outbox-listen:{self._schema}"),
+            asyncio.create_task(self._run(), name=f"outbox-relay:{self._schema}"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _listen(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("outbox listener cannot reach postgres", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            delay = 0.2
+            closed = asyncio.Event()
+            try:
+                conn.add_termination_listener(lambda _, closed=closed: closed.set())
+                await conn.add_listener(self._channel, lambda *_: self._wake.set())
+                self._wake.set()  # catch up on what was written while not listening
+                await closed.wait()
+                log.warning("outbox listener lost its connection")
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def _run(self) -> None:
+        purge_every, rounds = 100, 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+            if not self._broker.is_connected:
+                continue
+            try:
+                while await self.publish_pending() >= self._batch_size:
+                    pass
+                rounds += 1
+                if rounds % purge_every == 1:
+                    await self.purge_sent()
+            except Exception as exc:
+                if not db.is_connection_error(exc):
+                    log.exception("outbox relay failed")
+                else:
+                    log.warning("outbox relay cannot reach postgres", error=repr(exc))
+                await asyncio.sleep(1.0)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of due rows; returns how many rows it took (0 if another relay is
+        active or nothing is due)."""
+        async with db.acquire(self._pool) as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))",
+                                       self._channel):
+                return 0
+            rows = await conn.fetch(
+                "SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+                " AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE",
+                self._batch_size)
+            if not rows:
+                return 0
+            outcomes = await self._broker.publish_many([_message_of(r) for r in rows])
+            await self._record(conn, rows, outcomes)
+            return len(rows)
+
+    async def _record(self, conn: db.Connection, rows: Sequence[asyncpg.Record],
+                      outcomes: Sequence[BaseException | None]) -> None:
+        sent = [r["id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
+        if sent:
+            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                               sent)
+            self.published += len(sent)
+        for row, error in zip(rows, outcomes, strict=True):
+            if error is None or isinstance(error, BrokerUnavailable):
+                continue  # not the message's fault: it waits for the broker, attempts unchanged
+            attempts = row["attempts"] + 1
+            given_up = attempts >= self._max_attempts
+            delay = timedelta(seconds=min(2 ** attempts, 300))
+            await conn.execute(
+                "UPDATE outbox SET attempts = $2, last_error = $3,"
+                " next_attempt_at = now() + $4::interval,"
+                " failed_at = CASE WHEN $5 THEN now() END WHERE id = $1",
+                row["id"], attempts, repr(error), delay, given_up)
+            (log.error if given_up else log.warning)(
+                "outbox message not accepted by the broker", message_id=row["message_id"],
+                exchange=row["exchange"], routing_key=row["routing_key"], attempts=attempts,
+                given_up=given_up, error=repr(error))
+
+    async def purge_sent(self) -> int:
+        """Forget rows confirmed longer ago than the retention period."""
+        async with db.acquire(self._pool) as conn:
+            status: str = await conn.execute(
+                "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self._retention)
+        return int(status.split()[-1])
+
+    async def backlog(self) -> tuple[int, float]:
+        """(rows waiting, age in seconds of the oldest) — for readiness and metrics."""
+        async with db.acquire(self._pool) as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                " AS age FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        assert row is not None
+        return int(row["n"]), float(row["age"])

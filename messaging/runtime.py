@@ -1,0 +1,134 @@
+"""The messaging runtime of one service process: pool, broker, outbox relay and consumers.
+
+    runtime = ServiceRuntime(service="inventory_service", schema="inventory", settings=...,
+                             migrations=load_migrations("inventory", "inventory_service"))
+    runtime.consume(TOPOLOGY.queue("inventory_order_consumer"), decode=..., handle=...)
+    async with runtime:
+        ...  # serve HTTP, wait for a signal
+
+Starting migrates the schema, opens the pool and begins supervising the broker connection; it
+does not wait for RabbitMQ, so a service with a broker outage still starts and writes to its
+outbox. Every consumer queue of the service also gets a drain for its broker dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from contracts.topology import TOPOLOGY, Queue, Topology
+from messaging import db
+from messaging.broker import Broker
+from messaging.consumer import Consumer, Decode, Handle, RetryPolicy
+from messaging.dead_letters import drain_consumer
+from messaging.logs import get_logger
+from messaging.outbox import Outbox, OutboxRelay
+from messaging.settings import RuntimeSettings
+
+log = get_logger(__name__)
+
+
+class ServiceRuntime:
+    def __init__(self, *, service: str, schema: str, settings: RuntimeSettings,
+                 migrations: Sequence[db.Migration] = (), topology: Topology | None = TOPOLOGY,
+                 pool_size: int = 10, relay_poll_interval: float = 5.0) -> None:
+        self.service = service
+        self.schema = db.check_schema_name(schema)
+        self.settings = settings
+        self.outbox = Outbox(schema)
+        self._migrations = migrations
+        self._topology = topology
+        self._pool_size = pool_size
+        self._relay_poll_interval = relay_poll_interval
+        self._specs: list[tuple[Queue, dict[str, Any]]] = []
+        self.consumers: dict[str, Consumer[Any]] = {}
+        self._pool: asyncpg.Pool | None = None
+        self._broker: Broker | None = None
+        self._relay: OutboxRelay | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the runtime is not started")
+        return self._pool
+
+    @property
+    def broker(self) -> Broker:
+        if self._broker is None:
+            raise RuntimeError("the runtime is not started")
+        return self._broker
+
+    @property
+    def relay(self) -> OutboxRelay:
+        if self._relay is None:
+            raise RuntimeError("the runtime is not started")
+        return self._relay
+
+    def consume(self, queue: Queue, *, decode: Decode[Any], handle: Handle[Any],
+                prefetch: int = 100, batch_size: int = 1, workers: int = 1,
+                retry: RetryPolicy | None = None) -> None:
+        """Register a consumer; it starts with the runtime and re-attaches on every reconnect."""
+        self._specs.append((queue, {"decode": decode, "handle": handle, "prefetch": prefetch,
+                                    "batch_size": batch_size, "workers": workers,
+                                    "retry": retry}))
+
+    async def start(self) -> None:
+        dsn = self.settings.database_url
+        await db.prepare_schema(dsn, self.schema, self._migrations)
+        self._pool = await db.create_pool(dsn, self.schema, max_size=self._pool_size)
+        self._broker = Broker(self.settings.amqp_url, app_id=self.service,
+                              topology=self._topology)
+        self._relay = OutboxRelay(self._pool, self._broker, dsn=dsn, schema=self.schema,
+                                  poll_interval=self._relay_poll_interval)
+        for queue, options in self._specs:
+            self.consumers[queue.name] = Consumer(queue, pool=self._pool, **options)
+            if queue.dead_letter:
+                drain = drain_consumer(queue, self._pool)
+                self.consumers[drain.name] = drain
+        self._broker.on_connect(self._attach_all)
+        self._broker.on_disconnect(self._detach_all)
+        self._relay.start()
+        self._broker.start()
+        log.info("runtime started", schema=self.schema, consumers=sorted(self.consumers))
+
+    async def _attach_all(self, connection: Any) -> None:
+        for consumer in self.consumers.values():
+            await consumer.attach(connection)
+
+    async def _detach_all(self) -> None:
+        for consumer in self.consumers.values():
+            await consumer.detach()
+
+    async def stop(self) -> None:
+        for consumer in self.consumers.values():
+            await consumer.stop()
+        if self._relay is not None:
+            await self._relay.stop()
+        if self._broker is not None:
+            await self._broker.close()
+        if self._pool is not None:
+            await self._pool.close()
+        log.info("runtime stopped", schema=self.schema)
+
+    async def ready(self) -> dict[str, bool]:
+        """What `/ready` reports: can we reach Postgres and RabbitMQ right now."""
+        database = False
+        try:
+            async with asyncio.timeout(2):
+                async with self.pool.acquire() as conn:
+                    database = await conn.fetchval("SELECT true") is True
+        except Exception:
+            database = False
+        return {"database": database, "broker": self.broker.is_connected}
+
+    async def __aenter__(self) -> ServiceRuntime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
