@@ -173,6 +173,18 @@ def _unrouted(exchange: str) -> str:
     return f"{exchange}.unrouted"
 
 
+def _unrouted_keep(exchange: str) -> Queue:
+    name = _unrouted(exchange)
+    return Queue(
+        name,
+        None,
+        (Binding(name),),
+        delivery_limit=None,
+        dead_letter=False,
+        max_length=UNROUTED_MAX_LENGTH,
+    )
+
+
 def _on(exchange: str, *keys: str) -> tuple[Binding, ...]:
     return tuple(Binding(exchange, key) for key in keys)
 
@@ -215,10 +227,8 @@ def _build() -> Topology:
               _from_bookworm("CompleteOrderCommand")),
         Queue("notification-cancel-order", notification, _from_bookworm("CancelOrderCommand")),
         # Not consumer queues: the bounded keep of messages no queue is bound for.
-        Queue(_unrouted(ORDER_EVENTS), None, (Binding(_unrouted(ORDER_EVENTS)),), delivery_limit=None,
-              dead_letter=False, max_length=UNROUTED_MAX_LENGTH),
-        Queue(_unrouted(ECOMM), None, (Binding(_unrouted(ECOMM)),), delivery_limit=None,
-              dead_letter=False, max_length=UNROUTED_MAX_LENGTH),
+        _unrouted_keep(ORDER_EVENTS),
+        _unrouted_keep(ECOMM),
     ]  # fmt: skip
     return Topology(exchanges=tuple(exchanges), queues=tuple(queues))
 

@@ -30,8 +30,12 @@ log = get_logger(__name__)
 ConnectCallback = Callable[[AbstractConnection], Awaitable[None]]
 DisconnectCallback = Callable[[], Awaitable[None]]
 
-_CONNECT_ERRORS = (OSError, TimeoutError, aiormq.exceptions.AMQPConnectionError,
-                   aiormq.exceptions.ConnectionClosed)
+_CONNECT_ERRORS = (
+    OSError,
+    TimeoutError,
+    aiormq.exceptions.AMQPConnectionError,
+    aiormq.exceptions.ConnectionClosed,
+)
 
 
 def _is_connect_error(exc: BaseException) -> bool:
@@ -39,9 +43,16 @@ def _is_connect_error(exc: BaseException) -> bool:
 
 
 class Broker:
-    def __init__(self, url: str, *, app_id: str, topology: Topology | None,
-                 reconnect_min: float = 0.2, reconnect_max: float = 10.0,
-                 publish_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_id: str,
+        topology: Topology | None,
+        reconnect_min: float = 0.2,
+        reconnect_max: float = 10.0,
+        publish_timeout: float = 15.0,
+    ) -> None:
         self.url = url
         self.app_id = app_id
         self._topology = topology
@@ -109,8 +120,9 @@ class Broker:
             else:
                 self.connections_made += 1
                 self._connected.set()
-                log.info("broker connected", url=redact(self.url),
-                         connections=self.connections_made)
+                log.info(
+                    "broker connected", url=redact(self.url), connections=self.connections_made
+                )
             await lost.wait()
             await self._teardown()
             if not self._stopping:
@@ -123,12 +135,16 @@ class Broker:
             wait=wait_exponential(multiplier=self._reconnect_min, max=self._reconnect_max)
             + wait_random(0, self._reconnect_min),
             before_sleep=lambda state: log.warning(
-                "broker unreachable", url=redact(self.url), attempt=state.attempt_number,
-                error=repr(state.outcome.exception()) if state.outcome else None),
+                "broker unreachable",
+                url=redact(self.url),
+                attempt=state.attempt_number,
+                error=repr(state.outcome.exception()) if state.outcome else None,
+            ),
         ):
             with attempt:
                 connection = await aio_pika.connect(
-                    self.url, timeout=10, client_properties={"connection_name": self.app_id})
+                    self.url, timeout=10, client_properties={"connection_name": self.app_id}
+                )
                 self._connection = connection
                 return connection
         raise AssertionError("unreachable")  # pragma: no cover - AsyncRetrying never stops
@@ -171,7 +187,8 @@ class Broker:
                     raise BrokerUnavailable("not connected to RabbitMQ")
                 self._exchanges.clear()
                 self._channel = await connection.channel(
-                    publisher_confirms=True, on_return_raises=True)
+                    publisher_confirms=True, on_return_raises=True
+                )
             return self._channel
 
     async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
@@ -192,12 +209,17 @@ class Broker:
         try:
             channel = await self._publish_channel()
             exchange = await self._exchange(channel, message.exchange)
-            await exchange.publish(message.to_amqp(), message.routing_key, mandatory=True,
-                                   timeout=self._publish_timeout)
+            await exchange.publish(
+                message.to_amqp(),
+                message.routing_key,
+                mandatory=True,
+                timeout=self._publish_timeout,
+            )
         except aiormq.exceptions.PublishError as exc:
             raise PublishRejected(
                 f"unroutable: no queue bound for {message.routing_key!r} on "
-                f"{message.exchange or '(default exchange)'!r}") from exc
+                f"{message.exchange or '(default exchange)'!r}"
+            ) from exc
         except aiormq.exceptions.DeliveryError as exc:
             raise PublishRejected(f"nacked by the broker: {exc!r}") from exc
         except aiormq.exceptions.ChannelClosed as exc:
@@ -214,5 +236,6 @@ class Broker:
     async def publish_many(self, messages: list[OutgoingMessage]) -> list[BaseException | None]:
         """Publish in order, pipelined (frames leave in call order); one outcome per message."""
         results: list[Any] = await asyncio.gather(
-            *(self.publish(m) for m in messages), return_exceptions=True)
+            *(self.publish(m) for m in messages), return_exceptions=True
+        )
         return [r if isinstance(r, BaseException) else None for r in results]

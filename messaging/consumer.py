@@ -114,15 +114,25 @@ class Consumer(Generic[T]):
     async def attach(self, connection: AbstractConnection) -> None:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self._prefetch)
-        amqp_queue = (await declare_queue(channel, self.queue) if self._declare
-                      else await channel.get_queue(self.queue.name, ensure=True))
+        amqp_queue = (
+            await declare_queue(channel, self.queue)
+            if self._declare
+            else await channel.get_queue(self.queue.name, ensure=True)
+        )
         self._channel = channel
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._work(), name=f"consumer:{self.name}:{i}")
-                           for i in range(self._workers)]
+            self._tasks = [
+                asyncio.create_task(self._work(), name=f"consumer:{self.name}:{i}")
+                for i in range(self._workers)
+            ]
         await amqp_queue.consume(self._buffer.put, no_ack=False)
-        log.info("consuming", queue=self.name, prefetch=self._prefetch,
-                 batch_size=self._batch_size, workers=self._workers)
+        log.info(
+            "consuming",
+            queue=self.name,
+            prefetch=self._prefetch,
+            batch_size=self._batch_size,
+            workers=self._workers,
+        )
 
     async def detach(self) -> None:
         """The connection is gone: what is buffered will be redelivered, so drop it."""
@@ -154,8 +164,9 @@ class Consumer(Generic[T]):
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one batch stop the consumer
-                log.exception("consumer batch crashed; messages will be redelivered",
-                              queue=self.name)
+                log.exception(
+                    "consumer batch crashed; messages will be redelivered", queue=self.name
+                )
 
     def _prepare(self, message: AbstractIncomingMessage) -> _Pending[T]:
         delivery = Delivery.from_amqp(self.name, message)
@@ -183,8 +194,9 @@ class Consumer(Generic[T]):
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self._retry.max_attempts),
-                wait=wait_exponential(multiplier=self._retry.initial_delay,
-                                      max=self._retry.max_delay)
+                wait=wait_exponential(
+                    multiplier=self._retry.initial_delay, max=self._retry.max_delay
+                )
                 + wait_random(0, self._retry.initial_delay),
                 retry=retry_if_exception(lambda e: not isinstance(e, PermanentError)),
                 reraise=True,
@@ -208,8 +220,9 @@ class Consumer(Generic[T]):
             except Exception as exc:
                 if not db.is_connection_error(exc):
                     raise
-                log.warning("postgres unreachable; holding messages", queue=self.name,
-                            error=repr(exc))
+                log.warning(
+                    "postgres unreachable; holding messages", queue=self.name, error=repr(exc)
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -224,8 +237,10 @@ class Consumer(Generic[T]):
                     continue
                 fresh = await conn.fetchval(
                     "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-                    " ON CONFLICT DO NOTHING RETURNING true", self.name,
-                    self._key(pending.delivery))
+                    " ON CONFLICT DO NOTHING RETURNING true",
+                    self.name,
+                    self._key(pending.delivery),
+                )
                 if not fresh:
                     outcomes.append("duplicate")
                     continue
@@ -240,8 +255,9 @@ class Consumer(Generic[T]):
             self._count(outcome)
             fields = pending.delivery.log_context()
             if outcome == "dead_lettered":
-                log.error("message dead-lettered", reason=pending.poison, attempts=attempts,
-                          **fields)
+                log.error(
+                    "message dead-lettered", reason=pending.poison, attempts=attempts, **fields
+                )
             else:
                 log.info("message " + outcome, attempts=attempts, **fields)
 
@@ -259,8 +275,11 @@ class Consumer(Generic[T]):
         try:
             await message.ack()
         except Exception as exc:  # the channel went away after commit: redelivery is a no-op
-            log.info("ack lost with the channel; the redelivery will be deduplicated",
-                     message_id=message.message_id, error=repr(exc))
+            log.info(
+                "ack lost with the channel; the redelivery will be deduplicated",
+                message_id=message.message_id,
+                error=repr(exc),
+            )
 
     def _count(self, outcome: str) -> None:
         self.stats.by_outcome[outcome] = self.stats.by_outcome.get(outcome, 0) + 1
@@ -278,15 +297,26 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
-async def _insert_dead_letter(conn: db.Connection, delivery: Delivery, reason: str,
-                              attempts: int) -> None:
+async def _insert_dead_letter(
+    conn: db.Connection, delivery: Delivery, reason: str, attempts: int
+) -> None:
     await conn.execute(
         "INSERT INTO dead_letters (queue, message_id, exchange, routing_key, type, app_id,"
         " correlation_id, reply_to, headers, body, reason, attempts)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        delivery.queue, delivery.message_id, delivery.exchange, delivery.routing_key,
-        delivery.type, delivery.app_id, delivery.correlation_id, delivery.reply_to,
-        _jsonable(delivery.headers), delivery.body, reason, attempts)
+        delivery.queue,
+        delivery.message_id,
+        delivery.exchange,
+        delivery.routing_key,
+        delivery.type,
+        delivery.app_id,
+        delivery.correlation_id,
+        delivery.reply_to,
+        _jsonable(delivery.headers),
+        delivery.body,
+        reason,
+        attempts,
+    )
 
 
 def _jsonable(value: object) -> object:

@@ -58,22 +58,29 @@ async def ensure_database(dsn: str) -> None:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for kind in ("json", "jsonb"):
         await conn.set_type_codec(
-            kind, encoder=lambda v: msgspec.json.encode(v).decode(), decoder=msgspec.json.decode,
-            schema="pg_catalog")
+            kind,
+            encoder=lambda v: msgspec.json.encode(v).decode(),
+            decoder=msgspec.json.decode,
+            schema="pg_catalog",
+        )
 
 
 async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     """A pool whose connections resolve unqualified names in the service's own schema."""
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        server_settings={"search_path": check_schema_name(schema), "application_name": schema})
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings={"search_path": check_schema_name(schema), "application_name": schema},
+    )
     return pool
 
 
 async def connect(dsn: str, schema: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(
-        dsn, server_settings={"search_path": check_schema_name(schema),
-                              "application_name": schema})
+        dsn, server_settings={"search_path": check_schema_name(schema), "application_name": schema}
+    )
     await _init_connection(conn)
     return conn
 
@@ -96,8 +103,14 @@ def load_migrations(component: str, package: str, folder: str = "migrations") ->
     for entry in resources.files(package).joinpath(folder).iterdir():
         match = _MIGRATION_FILE.fullmatch(entry.name)
         if match:
-            found.append(Migration(component, int(match["version"]), match["name"],
-                                   entry.read_text(encoding="utf-8")))
+            found.append(
+                Migration(
+                    component,
+                    int(match["version"]),
+                    match["name"],
+                    entry.read_text(encoding="utf-8"),
+                )
+            )
     return sorted(found, key=lambda m: m.version)
 
 
@@ -110,8 +123,9 @@ class MigrationError(RuntimeError):
     pass
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, migrations: Iterable[Migration]
-                  ) -> list[Migration]:
+async def migrate(
+    conn: asyncpg.Connection, schema: str, migrations: Iterable[Migration]
+) -> list[Migration]:
     """Apply what is not applied yet, each in its own transaction, under an advisory lock so
     replicas starting together do not race. Refuses to run when an applied file was edited."""
     check_schema_name(schema)
@@ -124,15 +138,20 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Iterable[Mi
                 component text NOT NULL, version int NOT NULL, name text NOT NULL,
                 checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
                 PRIMARY KEY (component, version))""")
-        done = {(r["component"], r["version"]): r["checksum"] for r in await conn.fetch(
-            f"SELECT component, version, checksum FROM {schema}.schema_migrations")}
+        done = {
+            (r["component"], r["version"]): r["checksum"]
+            for r in await conn.fetch(
+                f"SELECT component, version, checksum FROM {schema}.schema_migrations"
+            )
+        }
         for migration in migrations:
             key = (migration.component, migration.version)
             if key in done:
                 if done[key] != migration.checksum:
                     raise MigrationError(
                         f"{schema}: migration {migration.component} {migration.version:04d}_"
-                        f"{migration.name} was changed after it was applied; add a new one")
+                        f"{migration.name} was changed after it was applied; add a new one"
+                    )
                 continue
             async with conn.transaction():
                 await conn.execute(f"SET LOCAL search_path TO {schema}")
@@ -140,15 +159,23 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Iterable[Mi
                 await conn.execute(
                     f"INSERT INTO {schema}.schema_migrations (component, version, name, checksum)"
                     " VALUES ($1, $2, $3, $4)",
-                    migration.component, migration.version, migration.name, migration.checksum)
+                    migration.component,
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
             applied.append(migration)
-            log.info("migration applied", schema=schema, component=migration.component,
-                     version=migration.version, migration=migration.name)
+            log.info(
+                "migration applied",
+                schema=schema,
+                component=migration.component,
+                version=migration.version,
+                migration=migration.name,
+            )
     return applied
 
 
-async def prepare_schema(dsn: str, schema: str, migrations: Sequence[Migration]
-                         ) -> list[Migration]:
+async def prepare_schema(dsn: str, schema: str, migrations: Sequence[Migration]) -> list[Migration]:
     """Create the database if needed and bring `schema` up to date: the start-up step and the
     `commerce migrate` command share it."""
     await ensure_database(dsn)
@@ -164,9 +191,15 @@ class DatabaseUnavailable(ConnectionError):
 
 
 _CONNECTION_ERRORS = (
-    DatabaseUnavailable, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
-    asyncpg.TooManyConnectionsError, asyncpg.ConnectionDoesNotExistError)
+    DatabaseUnavailable,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.ConnectionDoesNotExistError,
+)
 
 
 def is_connection_error(exc: BaseException) -> bool:

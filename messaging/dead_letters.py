@@ -23,9 +23,16 @@ from messaging.message import Delivery, OutgoingMessage
 from messaging.outbox import Outbox
 
 REPLAY_HEADER = "x-replayed-dead-letter"
-_BROKER_HEADERS = ("x-death", "x-first-death-exchange", "x-first-death-queue",
-                   "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
-                   "x-last-death-reason", "x-delivery-count")
+_BROKER_HEADERS = (
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+    "x-delivery-count",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,45 +56,74 @@ class DeadLetter:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-async def list_dead_letters(conn: db.Connection, *, queue: str | None = None,
-                            include_replayed: bool = False, limit: int = 100,
-                            after_id: int = 0) -> list[DeadLetter]:
+async def list_dead_letters(
+    conn: db.Connection,
+    *,
+    queue: str | None = None,
+    include_replayed: bool = False,
+    limit: int = 100,
+    after_id: int = 0,
+) -> list[DeadLetter]:
     rows = await conn.fetch(
         "SELECT * FROM dead_letters WHERE ($1::text IS NULL OR queue = $1)"
         " AND ($2 OR replayed_at IS NULL) AND id > $3 ORDER BY id LIMIT $4",
-        queue, include_replayed, after_id, limit)
+        queue,
+        include_replayed,
+        after_id,
+        limit,
+    )
     return [DeadLetter.from_row(r) for r in rows]
 
 
-async def replay_dead_letters(conn: db.Connection, outbox: Outbox, *, app_id: str,
-                              ids: Sequence[int] | None = None, queue: str | None = None
-                              ) -> list[int]:
+async def replay_dead_letters(
+    conn: db.Connection,
+    outbox: Outbox,
+    *,
+    app_id: str,
+    ids: Sequence[int] | None = None,
+    queue: str | None = None,
+) -> list[int]:
     """Send dead letters back to the queue they failed on (not to every queue bound to their
     exchange); returns the ids replayed. Runs in the caller's transaction, or its own."""
     async with conn.transaction():
         rows = await conn.fetch(
             "SELECT * FROM dead_letters WHERE replayed_at IS NULL"
             " AND ($1::bigint[] IS NULL OR id = ANY($1)) AND ($2::text IS NULL OR queue = $2)"
-            " ORDER BY id FOR UPDATE SKIP LOCKED", list(ids) if ids is not None else None, queue)
+            " ORDER BY id FOR UPDATE SKIP LOCKED",
+            list(ids) if ids is not None else None,
+            queue,
+        )
         messages = [_replay_message(row, app_id) for row in rows]
         await outbox.add(conn, *messages)
         replayed = [row["id"] for row in rows]
         await conn.execute(
             "UPDATE dead_letters SET replayed_at = now(), replay_count = replay_count + 1"
-            " WHERE id = ANY($1::bigint[])", replayed)
+            " WHERE id = ANY($1::bigint[])",
+            replayed,
+        )
     return replayed
 
 
 def _replay_message(row: asyncpg.Record, app_id: str) -> OutgoingMessage:
-    headers: dict[str, Any] = {k: v for k, v in (row["headers"] or {}).items()
-                               if k not in _BROKER_HEADERS and not k.startswith("cloudEvents:")}
+    headers: dict[str, Any] = {
+        k: v
+        for k, v in (row["headers"] or {}).items()
+        if k not in _BROKER_HEADERS and not k.startswith("cloudEvents:")
+    }
     headers[REPLAY_HEADER] = str(row["id"])
     subject = (row["headers"] or {}).get("cloudEvents:subject")
     return OutgoingMessage(
-        exchange="", routing_key=row["queue"], body=row["body"], message_id=row["message_id"],
-        type=row["type"] or row["routing_key"], app_id=row["app_id"] or app_id,
-        correlation_id=row["correlation_id"], reply_to=row["reply_to"],
-        subject=subject if isinstance(subject, str) else None, headers=headers)
+        exchange="",
+        routing_key=row["queue"],
+        body=row["body"],
+        message_id=row["message_id"],
+        type=row["type"] or row["routing_key"],
+        app_id=row["app_id"] or app_id,
+        correlation_id=row["correlation_id"],
+        reply_to=row["reply_to"],
+        subject=subject if isinstance(subject, str) else None,
+        headers=headers,
+    )
 
 
 def _death_reason(delivery: Delivery) -> str:
@@ -95,8 +131,10 @@ def _death_reason(delivery: Delivery) -> str:
     if isinstance(reason, bytes):
         reason = reason.decode()
     if reason == "delivery_limit":
-        return "delivery limit exceeded: the message kept failing its consumer (crash or lost"\
-               " connection while handling it)"
+        return (
+            "delivery limit exceeded: the message kept failing its consumer (crash or lost"
+            " connection while handling it)"
+        )
     return f"dead-lettered by the broker: {reason}"
 
 
@@ -107,15 +145,22 @@ def _origin(delivery: Delivery) -> Delivery:
     keys = first.get("routing-keys") or [delivery.routing_key]
     return Delivery(
         queue=str(first.get("queue", delivery.queue.removesuffix(".dead-letter"))),
-        message_id=delivery.message_id, exchange=str(first.get("exchange", "")),
-        routing_key=str(keys[0]), body=delivery.body, type=delivery.type,
-        correlation_id=delivery.correlation_id, reply_to=delivery.reply_to,
-        app_id=delivery.app_id, headers=delivery.headers)
+        message_id=delivery.message_id,
+        exchange=str(first.get("exchange", "")),
+        routing_key=str(keys[0]),
+        body=delivery.body,
+        type=delivery.type,
+        correlation_id=delivery.correlation_id,
+        reply_to=delivery.reply_to,
+        app_id=delivery.app_id,
+        headers=delivery.headers,
+    )
 
 
 async def _store(conn: db.Connection, delivery: Delivery, _: None) -> None:
-    await _insert_dead_letter(conn, _origin(delivery), _death_reason(delivery),
-                              attempts=max(delivery.delivery_count, 1))
+    await _insert_dead_letter(
+        conn, _origin(delivery), _death_reason(delivery), attempts=max(delivery.delivery_count, 1)
+    )
 
 
 def _death_key(delivery: Delivery) -> str:
@@ -127,5 +172,12 @@ def _death_key(delivery: Delivery) -> str:
 
 def drain_consumer(queue: Queue, pool: asyncpg.Pool) -> Consumer[None]:
     """Consumes `<queue>.dead-letter` into the `dead_letters` table."""
-    return Consumer(queue.dead_letter_spec(), pool=pool, decode=lambda _: None, handle=_store,
-                    prefetch=50, retry=RetryPolicy(max_attempts=10), idempotency_key=_death_key)
+    return Consumer(
+        queue.dead_letter_spec(),
+        pool=pool,
+        decode=lambda _: None,
+        handle=_store,
+        prefetch=50,
+        retry=RetryPolicy(max_attempts=10),
+        idempotency_key=_death_key,
+    )

@@ -49,13 +49,15 @@ class OutgoingMessage:
 
     def to_amqp(self) -> aio_pika.Message:
         headers: dict[str, Any] = dict(self.headers)
-        headers.update({
-            "cloudEvents:specversion": "1.0",
-            "cloudEvents:id": self.message_id,
-            "cloudEvents:type": self.type,
-            "cloudEvents:source": self.source,
-            "cloudEvents:time": isoformat_z(self.timestamp),
-        })
+        headers.update(
+            {
+                "cloudEvents:specversion": "1.0",
+                "cloudEvents:id": self.message_id,
+                "cloudEvents:type": self.type,
+                "cloudEvents:source": self.source,
+                "cloudEvents:time": isoformat_z(self.timestamp),
+            }
+        )
         if self.subject is not None:
             headers["cloudEvents:subject"] = self.subject
         return aio_pika.Message(

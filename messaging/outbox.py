@@ -25,8 +25,19 @@ from messaging.message import OutgoingMessage
 
 log = get_logger(__name__)
 
-_COLUMNS = ("message_id", "exchange", "routing_key", "type", "app_id", "correlation_id",
-            "subject", "reply_to", "headers", "body", "created_at")
+_COLUMNS = (
+    "message_id",
+    "exchange",
+    "routing_key",
+    "type",
+    "app_id",
+    "correlation_id",
+    "subject",
+    "reply_to",
+    "headers",
+    "body",
+    "created_at",
+)
 _INSERT = (
     f"INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
@@ -52,8 +63,19 @@ class Outbox:
             raise RuntimeError("Outbox.add must run inside the transaction of the state change")
         columns: list[list[Any]] = [[] for _ in _COLUMNS]
         for m in messages:
-            row = (m.message_id, m.exchange, m.routing_key, m.type, m.app_id, m.correlation_id,
-                   m.subject, m.reply_to, dict(m.headers), m.body, m.timestamp)
+            row = (
+                m.message_id,
+                m.exchange,
+                m.routing_key,
+                m.type,
+                m.app_id,
+                m.correlation_id,
+                m.subject,
+                m.reply_to,
+                dict(m.headers),
+                m.body,
+                m.timestamp,
+            )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         await conn.execute(_INSERT, *columns)
@@ -63,16 +85,33 @@ class Outbox:
 
 def _message_of(row: asyncpg.Record) -> OutgoingMessage:
     return OutgoingMessage(
-        message_id=row["message_id"], exchange=row["exchange"], routing_key=row["routing_key"],
-        type=row["type"], app_id=row["app_id"], correlation_id=row["correlation_id"],
-        subject=row["subject"], reply_to=row["reply_to"], headers=row["headers"] or {},
-        body=row["body"], timestamp=row["created_at"])
+        message_id=row["message_id"],
+        exchange=row["exchange"],
+        routing_key=row["routing_key"],
+        type=row["type"],
+        app_id=row["app_id"],
+        correlation_id=row["correlation_id"],
+        subject=row["subject"],
+        reply_to=row["reply_to"],
+        headers=row["headers"] or {},
+        body=row["body"],
+        timestamp=row["created_at"],
+    )
 
 
 class OutboxRelay:
-    def __init__(self, pool: asyncpg.Pool, broker: Broker, *, dsn: str, schema: str,
-                 batch_size: int = 500, poll_interval: float = 5.0, max_attempts: int = 10,
-                 retention: timedelta = timedelta(days=1)) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: Broker,
+        *,
+        dsn: str,
+        schema: str,
+        batch_size: int = 500,
+        poll_interval: float = 5.0,
+        max_attempts: int = 10,
+        retention: timedelta = timedelta(days=1),
+    ) -> None:
         self._pool = pool
         self._broker = broker
         self._dsn = dsn
@@ -154,47 +193,65 @@ class OutboxRelay:
         """Publish one batch of due rows; returns how many rows it took (0 if another relay is
         active or nothing is due)."""
         async with db.acquire(self._pool) as conn, conn.transaction():
-            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))",
-                                       self._channel):
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._channel
+            ):
                 return 0
             rows = await conn.fetch(
                 "SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
                 " AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE",
-                self._batch_size)
+                self._batch_size,
+            )
             if not rows:
                 return 0
             outcomes = await self._broker.publish_many([_message_of(r) for r in rows])
             await self._record(conn, rows, outcomes)
             return len(rows)
 
-    async def _record(self, conn: db.Connection, rows: Sequence[asyncpg.Record],
-                      outcomes: Sequence[BaseException | None]) -> None:
+    async def _record(
+        self,
+        conn: db.Connection,
+        rows: Sequence[asyncpg.Record],
+        outcomes: Sequence[BaseException | None],
+    ) -> None:
         sent = [r["id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
         if sent:
-            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-                               sent)
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
+            )
             self.published += len(sent)
         for row, error in zip(rows, outcomes, strict=True):
             if error is None or isinstance(error, BrokerUnavailable):
                 continue  # not the message's fault: it waits for the broker, attempts unchanged
             attempts = row["attempts"] + 1
             given_up = attempts >= self._max_attempts
-            delay = timedelta(seconds=min(2 ** attempts, 300))
+            delay = timedelta(seconds=min(2**attempts, 300))
             await conn.execute(
                 "UPDATE outbox SET attempts = $2, last_error = $3,"
                 " next_attempt_at = now() + $4::interval,"
                 " failed_at = CASE WHEN $5 THEN now() END WHERE id = $1",
-                row["id"], attempts, repr(error), delay, given_up)
+                row["id"],
+                attempts,
+                repr(error),
+                delay,
+                given_up,
+            )
             (log.error if given_up else log.warning)(
-                "outbox message not accepted by the broker", message_id=row["message_id"],
-                exchange=row["exchange"], routing_key=row["routing_key"], attempts=attempts,
-                given_up=given_up, error=repr(error))
+                "outbox message not accepted by the broker",
+                message_id=row["message_id"],
+                exchange=row["exchange"],
+                routing_key=row["routing_key"],
+                attempts=attempts,
+                given_up=given_up,
+                error=repr(error),
+            )
 
     async def purge_sent(self) -> int:
         """Forget rows confirmed longer ago than the retention period."""
         async with db.acquire(self._pool) as conn:
             status: str = await conn.execute(
-                "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self._retention)
+                "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self._retention
+            )
         return int(status.split()[-1])
 
     async def backlog(self) -> tuple[int, float]:
@@ -202,6 +259,7 @@ class OutboxRelay:
         async with db.acquire(self._pool) as conn:
             row = await conn.fetchrow(
                 "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                " AS age FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+                " AS age FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+            )
         assert row is not None
         return int(row["n"]), float(row["age"])

@@ -33,9 +33,17 @@ log = get_logger(__name__)
 
 
 class ServiceRuntime:
-    def __init__(self, *, service: str, schema: str, settings: RuntimeSettings,
-                 migrations: Sequence[db.Migration] = (), topology: Topology | None = TOPOLOGY,
-                 pool_size: int = 10, relay_poll_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        service: str,
+        schema: str,
+        settings: RuntimeSettings,
+        migrations: Sequence[db.Migration] = (),
+        topology: Topology | None = TOPOLOGY,
+        pool_size: int = 10,
+        relay_poll_interval: float = 5.0,
+    ) -> None:
         self.service = service
         self.schema = db.check_schema_name(schema)
         self.settings = settings
@@ -68,22 +76,44 @@ class ServiceRuntime:
             raise RuntimeError("the runtime is not started")
         return self._relay
 
-    def consume(self, queue: Queue, *, decode: Decode[Any], handle: Handle[Any],
-                prefetch: int = 100, batch_size: int = 1, workers: int = 1,
-                retry: RetryPolicy | None = None) -> None:
+    def consume(
+        self,
+        queue: Queue,
+        *,
+        decode: Decode[Any],
+        handle: Handle[Any],
+        prefetch: int = 100,
+        batch_size: int = 1,
+        workers: int = 1,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         """Register a consumer; it starts with the runtime and re-attaches on every reconnect."""
-        self._specs.append((queue, {"decode": decode, "handle": handle, "prefetch": prefetch,
-                                    "batch_size": batch_size, "workers": workers,
-                                    "retry": retry}))
+        self._specs.append(
+            (
+                queue,
+                {
+                    "decode": decode,
+                    "handle": handle,
+                    "prefetch": prefetch,
+                    "batch_size": batch_size,
+                    "workers": workers,
+                    "retry": retry,
+                },
+            )
+        )
 
     async def start(self) -> None:
         dsn = self.settings.database_url
         await db.prepare_schema(dsn, self.schema, self._migrations)
         self._pool = await db.create_pool(dsn, self.schema, max_size=self._pool_size)
-        self._broker = Broker(self.settings.amqp_url, app_id=self.service,
-                              topology=self._topology)
-        self._relay = OutboxRelay(self._pool, self._broker, dsn=dsn, schema=self.schema,
-                                  poll_interval=self._relay_poll_interval)
+        self._broker = Broker(self.settings.amqp_url, app_id=self.service, topology=self._topology)
+        self._relay = OutboxRelay(
+            self._pool,
+            self._broker,
+            dsn=dsn,
+            schema=self.schema,
+            poll_interval=self._relay_poll_interval,
+        )
         for queue, options in self._specs:
             self.consumers[queue.name] = Consumer(queue, pool=self._pool, **options)
             if queue.dead_letter:
@@ -129,6 +159,10 @@ class ServiceRuntime:
         await self.start()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.stop()

@@ -16,17 +16,24 @@ def _table(arguments: dict[str, int | str]) -> dict[str, Any]:
 
 async def declare_exchange(channel: AbstractChannel, exchange: Exchange) -> None:
     await channel.declare_exchange(
-        exchange.name, aio_pika.ExchangeType(exchange.type.value), durable=True,
-        arguments=dict(exchange.arguments()))
+        exchange.name,
+        aio_pika.ExchangeType(exchange.type.value),
+        durable=True,
+        arguments=dict(exchange.arguments()),
+    )
 
 
 async def declare_queue(channel: AbstractChannel, queue: Queue) -> AbstractQueue:
     """The queue, its bindings and, for consumer queues, its dead-letter queue."""
     if queue.dead_letter:
-        await channel.declare_queue(queue.dead_letter_queue, durable=True,
-                                    arguments=_table(queue.dead_letter_spec().arguments()))
-    declared = await channel.declare_queue(queue.name, durable=True,
-                                           arguments=_table(queue.arguments()))
+        await channel.declare_queue(
+            queue.dead_letter_queue,
+            durable=True,
+            arguments=_table(queue.dead_letter_spec().arguments()),
+        )
+    declared = await channel.declare_queue(
+        queue.name, durable=True, arguments=_table(queue.arguments())
+    )
     for binding in queue.bindings:
         await declared.bind(binding.exchange, routing_key=binding.routing_key)
     return declared

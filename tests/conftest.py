@@ -36,14 +36,22 @@ def infra() -> Iterator[Infra]:
         from testcontainers.postgres import PostgresContainer
         from testcontainers.rabbitmq import RabbitMqContainer
 
-        with RabbitMqContainer("rabbitmq:3.13-management") as rabbit, \
-                PostgresContainer("postgres:16", driver=None) as postgres:
+        with (
+            RabbitMqContainer("rabbitmq:3.13-management") as rabbit,
+            PostgresContainer("postgres:16", driver=None) as postgres,
+        ):
             host, port = rabbit.get_container_host_ip(), rabbit.get_exposed_port(5672)
-            yield Infra(amqp_url or f"amqp://guest:guest@{host}:{port}/",
-                        database_url or postgres.get_connection_url(), local_broker=False)
+            yield Infra(
+                amqp_url or f"amqp://guest:guest@{host}:{port}/",
+                database_url or postgres.get_connection_url(),
+                local_broker=False,
+            )
         return
-    yield Infra(amqp_url or DEFAULT_AMQP_URL, database_url or DEFAULT_DATABASE_URL,
-                local_broker=shutil.which("rabbitmqctl") is not None)
+    yield Infra(
+        amqp_url or DEFAULT_AMQP_URL,
+        database_url or DEFAULT_DATABASE_URL,
+        local_broker=shutil.which("rabbitmqctl") is not None,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,13 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool], *,
-                     timeout: float = 15.0, interval: float = 0.05) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+) -> T:
     """Poll `probe` until `check` accepts its value; fail with the last value at the deadline."""
     deadline = time.monotonic() + timeout
     while True:
@@ -42,7 +47,8 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
 
 async def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        "rabbitmqctl", *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out.decode()}")

@@ -17,13 +17,18 @@ from tests.support import Infra, unique
 
 #: What test handlers write: one row per effect, deliberately without a unique key, so a
 #: second effect of the same message would show as a second row.
-EFFECTS = db.Migration("tests", 1, "effects", """
+EFFECTS = db.Migration(
+    "tests",
+    1,
+    "effects",
+    """
     CREATE TABLE effects (
         id bigserial PRIMARY KEY,
         message_id text NOT NULL,
         body text NOT NULL,
         applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
-    );""")
+    );""",
+)
 
 
 @pytest.fixture
@@ -69,9 +74,12 @@ class ScratchExchange:
         self.queues: list[str] = []
 
     def queue(self, *routing_keys: str, delivery_limit: int = 20) -> Queue:
-        spec = Queue(unique("test.queue."), None,
-                     tuple(Binding(self.name, key) for key in routing_keys or ("#",)),
-                     delivery_limit=delivery_limit)
+        spec = Queue(
+            unique("test.queue."),
+            None,
+            tuple(Binding(self.name, key) for key in routing_keys or ("#",)),
+            delivery_limit=delivery_limit,
+        )
         self.queues += [spec.name, spec.dead_letter_queue]
         return spec
 
@@ -79,8 +87,7 @@ class ScratchExchange:
 @pytest.fixture
 async def exchange(channel: AbstractChannel, infra: Infra) -> AsyncIterator[ScratchExchange]:
     test_exchange = ScratchExchange(channel)
-    await channel.declare_exchange(test_exchange.name, aio_pika.ExchangeType.TOPIC,
-                                   durable=True)
+    await channel.declare_exchange(test_exchange.name, aio_pika.ExchangeType.TOPIC, durable=True)
     yield test_exchange
     # A connection of its own: the test may have had the broker close every other one.
     connection = await aio_pika.connect(infra.amqp_url)

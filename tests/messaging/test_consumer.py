@@ -47,8 +47,11 @@ class Worker:
 
     async def __call__(self, conn: db.Connection, delivery: Delivery, job: Job) -> None:
         self.calls[job.n] += 1
-        await conn.execute("INSERT INTO effects (message_id, body) VALUES ($1, $2)",
-                           delivery.message_id, str(job.n))
+        await conn.execute(
+            "INSERT INTO effects (message_id, body) VALUES ($1, $2)",
+            delivery.message_id,
+            str(job.n),
+        )
         if job.mode == "flaky" and self.calls[job.n] < 3:
             raise ConnectionResetError("the payment gateway hung up")  # transient
         if job.mode == "fail" and self.broken:
@@ -59,14 +62,16 @@ Start = Callable[..., Awaitable[Consumer[Any]]]
 
 
 @pytest.fixture
-async def start(broker: Broker, pool: asyncpg.Pool, channel: AbstractChannel
-                ) -> AsyncIterator[Start]:
+async def start(
+    broker: Broker, pool: asyncpg.Pool, channel: AbstractChannel
+) -> AsyncIterator[Start]:
     started: list[Consumer[Any]] = []
 
     async def start(queue: Queue, handle: Any, **options: Any) -> Consumer[Any]:
         options.setdefault("retry", RetryPolicy(max_attempts=4, initial_delay=0.01))
-        consumer: Consumer[Any] = Consumer(queue, pool=pool, decode=decode, handle=handle,
-                                           **options)
+        consumer: Consumer[Any] = Consumer(
+            queue, pool=pool, decode=decode, handle=handle, **options
+        )
         await topology.declare_queue(channel, queue)
         connection = broker._connection
         assert connection is not None
@@ -79,13 +84,20 @@ async def start(broker: Broker, pool: asyncpg.Pool, channel: AbstractChannel
         await consumer.stop()
 
 
-async def publish(channel: AbstractChannel, exchange: str, body: bytes | Job,
-                  message_id: str | None = None, routing_key: str = "job") -> str:
+async def publish(
+    channel: AbstractChannel,
+    exchange: str,
+    body: bytes | Job,
+    message_id: str | None = None,
+    routing_key: str = "job",
+) -> str:
     message_id = message_id or str(uuid.uuid4())
     raw = body if isinstance(body, bytes) else msgspec.json.encode(body)
     target = await channel.get_exchange(exchange)
-    await target.publish(aio_pika.Message(raw, message_id=message_id, type=routing_key,
-                                          correlation_id="order-1"), routing_key)
+    await target.publish(
+        aio_pika.Message(raw, message_id=message_id, type=routing_key, correlation_id="order-1"),
+        routing_key,
+    )
     return message_id
 
 
@@ -95,8 +107,8 @@ async def effects(pool: asyncpg.Pool) -> Counter[str]:
 
 
 async def test_a_duplicate_has_no_second_effect(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     worker = Worker()
     consumer = await start(exchange.queue(), worker)
     message_id = str(uuid.uuid4())
@@ -105,16 +117,18 @@ async def test_a_duplicate_has_no_second_effect(
     await publish(channel, exchange.name, Job(n=1), message_id)
     await publish(channel, exchange.name, Job(n=2))
 
-    await eventually(lambda: asyncio.sleep(0, consumer.stats.by_outcome.copy()),
-                     lambda s: s.get("handled", 0) + s.get("duplicate", 0) == 3)
+    await eventually(
+        lambda: asyncio.sleep(0, consumer.stats.by_outcome.copy()),
+        lambda s: s.get("handled", 0) + s.get("duplicate", 0) == 3,
+    )
     assert await effects(pool) == {"1": 1, "2": 1}
     assert consumer.stats.duplicates == 1
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
 
 
 async def test_poison_message_between_two_good_ones_is_dead_lettered_and_work_goes_on(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     queue = exchange.queue()
     await start(queue, Worker())
 
@@ -133,8 +147,8 @@ async def test_poison_message_between_two_good_ones_is_dead_lettered_and_work_go
 
 
 async def test_wrong_field_type_is_dead_lettered_naming_the_field(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     await start(exchange.queue(), Worker())
 
     await publish(channel, exchange.name, b'{"n": "one"}')
@@ -145,8 +159,8 @@ async def test_wrong_field_type_is_dead_lettered_naming_the_field(
 
 
 async def test_transient_failure_is_retried_and_applied_once(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     worker = Worker()
     consumer = await start(exchange.queue(), worker)
 
@@ -158,8 +172,14 @@ async def test_transient_failure_is_retried_and_applied_once(
 
 
 async def test_failure_past_the_retry_budget_is_dead_lettered_then_replayed_after_a_fix(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool, broker: Broker, infra: Infra, schema: str) -> None:
+    start: Start,
+    channel: AbstractChannel,
+    exchange: ScratchExchange,
+    pool: asyncpg.Pool,
+    broker: Broker,
+    infra: Infra,
+    schema: str,
+) -> None:
     worker = Worker()
     queue = exchange.queue()
     await start(queue, worker)
@@ -194,8 +214,8 @@ async def test_failure_past_the_retry_budget_is_dead_lettered_then_replayed_afte
 
 
 async def test_batch_with_one_bad_message_keeps_the_good_ones(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     queue = exchange.queue()
     await topology.declare_queue(channel, queue)  # a backlog waits, so batches fill up
     for n in range(30):
@@ -211,8 +231,8 @@ async def test_batch_with_one_bad_message_keeps_the_good_ones(
 
 
 async def test_broker_dead_letters_past_the_delivery_limit_and_the_drain_keeps_it(
-        broker: Broker, pool: asyncpg.Pool, channel: AbstractChannel,
-        exchange: ScratchExchange) -> None:
+    broker: Broker, pool: asyncpg.Pool, channel: AbstractChannel, exchange: ScratchExchange
+) -> None:
     queue = exchange.queue(delivery_limit=2)
     amqp_queue = await topology.declare_queue(channel, queue)
     drain = drain_consumer(queue, pool)
@@ -236,14 +256,16 @@ async def test_broker_dead_letters_past_the_delivery_limit_and_the_drain_keeps_i
 
 
 async def test_each_handled_message_logs_one_line_with_its_context(
-        start: Start, channel: AbstractChannel, exchange: ScratchExchange,
-        pool: asyncpg.Pool) -> None:
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
     with structlog.testing.capture_logs() as logs:
         await start(exchange.queue(), Worker())
         message_id = await publish(channel, exchange.name, Job(n=1))
         await eventually(lambda: effects(pool), lambda e: e == {"1": 1})
-        await eventually(lambda: asyncio.sleep(0, len(logs)),
-                         lambda _: any(e.get("message_id") == message_id for e in logs))
+        await eventually(
+            lambda: asyncio.sleep(0, len(logs)),
+            lambda _: any(e.get("message_id") == message_id for e in logs),
+        )
 
     lines = [e for e in logs if e.get("message_id") == message_id]
     assert len(lines) == 1

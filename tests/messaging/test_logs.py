@@ -21,8 +21,9 @@ with structlog.contextvars.bound_contextvars(message_id="m-1", message_event="or
 
 
 def test_log_line_is_json_with_the_message_context_and_no_secret() -> None:
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=True
+    )
 
     lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert len(lines) == 1
@@ -36,7 +37,11 @@ def test_log_line_is_json_with_the_message_context_and_no_secret() -> None:
 
 
 def test_redact_hides_passwords_only() -> None:
-    assert redact("postgresql://app:pw@db/x and amqp://u:p@h/") == \
-        "postgresql://app:***@db/x and amqp://u:***@h/"
-    assert redact("postgresql://postgres@localhost/commerce") == \
-        "postgresql://postgres@localhost/commerce"
+    assert (
+        redact("postgresql://app:pw@db/x and amqp://u:p@h/")
+        == "postgresql://app:***@db/x and amqp://u:***@h/"
+    )
+    assert (
+        redact("postgresql://postgres@localhost/commerce")
+        == "postgresql://postgres@localhost/commerce"
+    )

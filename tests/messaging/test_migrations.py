@@ -30,8 +30,7 @@ async def test_each_migration_applies_once_and_in_order(infra: Infra) -> None:
         second = await db.prepare_schema(infra.database_url, schema, [V1, V2])
         third = await db.prepare_schema(infra.database_url, schema, [V1, V2])
 
-        assert [m.name for m in first] == [
-            m.name for m in db.runtime_migrations()] + ["things"]
+        assert [m.name for m in first] == [m.name for m in db.runtime_migrations()] + ["things"]
         assert [m.name for m in second] == ["things_name"]
         assert third == []
         conn = await db.connect(infra.database_url, schema)
@@ -60,7 +59,8 @@ async def test_replicas_starting_together_migrate_once(infra: Infra) -> None:
     schema = unique("m_")
     try:
         results = await asyncio.gather(
-            *(db.prepare_schema(infra.database_url, schema, [V1, V2]) for _ in range(4)))
+            *(db.prepare_schema(infra.database_url, schema, [V1, V2]) for _ in range(4))
+        )
         assert sorted(len(r) for r in results) == [0, 0, 0, len(db.runtime_migrations()) + 2]
     finally:
         await drop(infra, schema)

@@ -21,8 +21,13 @@ from tests.support import Infra, eventually, start_broker, stop_broker
 
 
 def event(exchange: str, n: int, routing_key: str = "order.created") -> OutgoingMessage:
-    return OutgoingMessage(exchange=exchange, routing_key=routing_key, type=routing_key,
-                           app_id="tests", body=json.dumps({"n": n}).encode())
+    return OutgoingMessage(
+        exchange=exchange,
+        routing_key=routing_key,
+        type=routing_key,
+        app_id="tests",
+        body=json.dumps({"n": n}).encode(),
+    )
 
 
 class Collector:
@@ -48,8 +53,9 @@ class Collector:
 
 
 @pytest.fixture
-async def bound(channel: AbstractChannel, exchange: ScratchExchange
-                ) -> AsyncIterator[tuple[AbstractQueue, Collector]]:
+async def bound(
+    channel: AbstractChannel, exchange: ScratchExchange
+) -> AsyncIterator[tuple[AbstractQueue, Collector]]:
     queue = await topology.declare_queue(channel, exchange.queue("#"))
     collector = Collector()
     tag = await queue.consume(collector)
@@ -59,8 +65,9 @@ async def bound(channel: AbstractChannel, exchange: ScratchExchange
 
 
 @pytest.fixture
-async def relay(pool: asyncpg.Pool, broker: Broker, infra: Infra, schema: str
-                ) -> AsyncIterator[OutboxRelay]:
+async def relay(
+    pool: asyncpg.Pool, broker: Broker, infra: Infra, schema: str
+) -> AsyncIterator[OutboxRelay]:
     relay = OutboxRelay(pool, broker, dsn=infra.database_url, schema=schema, poll_interval=60)
     relay.start()
     yield relay
@@ -78,8 +85,12 @@ async def test_add_refuses_to_run_outside_a_transaction(pool: asyncpg.Pool, sche
 
 
 async def test_committed_events_go_out_in_order_and_rolled_back_ones_never(
-        pool: asyncpg.Pool, schema: str, exchange: ScratchExchange, relay: OutboxRelay,
-        bound: tuple[AbstractQueue, Collector]) -> None:
+    pool: asyncpg.Pool,
+    schema: str,
+    exchange: ScratchExchange,
+    relay: OutboxRelay,
+    bound: tuple[AbstractQueue, Collector],
+) -> None:
     _, collector = bound
     outbox = Outbox(schema)
     async with pool.acquire() as conn:
@@ -99,8 +110,12 @@ async def test_committed_events_go_out_in_order_and_rolled_back_ones_never(
 
 
 async def test_relay_is_woken_by_notify_not_by_polling(
-        pool: asyncpg.Pool, schema: str, exchange: ScratchExchange, relay: OutboxRelay,
-        bound: tuple[AbstractQueue, Collector]) -> None:
+    pool: asyncpg.Pool,
+    schema: str,
+    exchange: ScratchExchange,
+    relay: OutboxRelay,
+    bound: tuple[AbstractQueue, Collector],
+) -> None:
     _, collector = bound
     await asyncio.sleep(0.3)  # the relay is idle now; its fallback poll is 60 s away
     async with pool.acquire() as conn, conn.transaction():
@@ -110,11 +125,20 @@ async def test_relay_is_woken_by_notify_not_by_polling(
 
 
 async def test_several_relays_deliver_every_event_exactly_once_in_order(
-        pool: asyncpg.Pool, broker: Broker, infra: Infra, schema: str,
-        exchange: ScratchExchange, bound: tuple[AbstractQueue, Collector]) -> None:
+    pool: asyncpg.Pool,
+    broker: Broker,
+    infra: Infra,
+    schema: str,
+    exchange: ScratchExchange,
+    bound: tuple[AbstractQueue, Collector],
+) -> None:
     _, collector = bound
-    relays = [OutboxRelay(pool, broker, dsn=infra.database_url, schema=schema,
-                          poll_interval=0.5, batch_size=50) for _ in range(3)]
+    relays = [
+        OutboxRelay(
+            pool, broker, dsn=infra.database_url, schema=schema, poll_interval=0.5, batch_size=50
+        )
+        for _ in range(3)
+    ]
     for r in relays:
         r.start()
     try:
@@ -134,21 +158,29 @@ async def test_several_relays_deliver_every_event_exactly_once_in_order(
 
 
 async def test_unroutable_event_waits_with_its_error_instead_of_vanishing(
-        pool: asyncpg.Pool, schema: str, exchange: ScratchExchange, relay: OutboxRelay) -> None:
+    pool: asyncpg.Pool, schema: str, exchange: ScratchExchange, relay: OutboxRelay
+) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await Outbox(schema).add(conn, event(exchange.name, 1, routing_key="nobody.binds"))
 
     row = await eventually(
         lambda: pool.fetchrow("SELECT attempts, last_error, sent_at FROM outbox"),
-        lambda r: r is not None and r["attempts"] >= 1)
+        lambda r: r is not None and r["attempts"] >= 1,
+    )
+    assert row is not None
     assert row["sent_at"] is None
     assert "unroutable" in row["last_error"]
 
 
 @pytest.mark.broker_restart
 async def test_writes_succeed_while_the_broker_is_down_and_go_out_once_when_back(
-        infra: Infra, pool: asyncpg.Pool, broker: Broker, schema: str,
-        exchange: ScratchExchange, bound: tuple[AbstractQueue, Collector]) -> None:
+    infra: Infra,
+    pool: asyncpg.Pool,
+    broker: Broker,
+    schema: str,
+    exchange: ScratchExchange,
+    bound: tuple[AbstractQueue, Collector],
+) -> None:
     if not infra.local_broker:
         pytest.skip("needs rabbitmqctl for the broker under test")
     _, collector = bound

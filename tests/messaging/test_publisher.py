@@ -19,18 +19,28 @@ from tests.support import unique
 
 def message(exchange: str, routing_key: str, **overrides: object) -> OutgoingMessage:
     fields: dict[str, object] = {
-        "exchange": exchange, "routing_key": routing_key, "body": b'{"n": 1}',
-        "type": routing_key, "app_id": "tests"}
+        "exchange": exchange,
+        "routing_key": routing_key,
+        "body": b'{"n": 1}',
+        "type": routing_key,
+        "app_id": "tests",
+    }
     fields.update(overrides)
     return OutgoingMessage(**fields)  # type: ignore[arg-type]
 
 
 async def test_published_message_carries_the_spec_metadata(
-        broker: Broker, channel: AbstractChannel, exchange: ScratchExchange) -> None:
+    broker: Broker, channel: AbstractChannel, exchange: ScratchExchange
+) -> None:
     queue = await topology.declare_queue(channel, exchange.queue("order.created"))
     order_id = str(uuid.uuid4())
-    sent = message(exchange.name, "order.created", correlation_id=order_id, subject=order_id,
-                   timestamp=datetime(2025, 11, 23, 15, 0, tzinfo=UTC))
+    sent = message(
+        exchange.name,
+        "order.created",
+        correlation_id=order_id,
+        subject=order_id,
+        timestamp=datetime(2025, 11, 23, 15, 0, tzinfo=UTC),
+    )
 
     await broker.publish(sent)
 
@@ -61,7 +71,8 @@ async def test_unroutable_message_is_an_error(broker: Broker, exchange: ScratchE
 
 
 async def test_missing_exchange_is_an_error_and_publishing_goes_on(
-        broker: Broker, channel: AbstractChannel, exchange: ScratchExchange) -> None:
+    broker: Broker, channel: AbstractChannel, exchange: ScratchExchange
+) -> None:
     queue = await topology.declare_queue(channel, exchange.queue("ok"))
 
     with pytest.raises(PublishRejected, match="NOT_FOUND"):
@@ -72,14 +83,27 @@ async def test_missing_exchange_is_an_error_and_publishing_goes_on(
 
 
 async def test_alternate_exchange_keeps_what_no_queue_is_bound_for(
-        broker: Broker, channel: AbstractChannel) -> None:
+    broker: Broker, channel: AbstractChannel
+) -> None:
     name = unique("test.ae.")
-    keep = Queue(f"{name}.unrouted", None, (Binding(f"{name}.unrouted"),), delivery_limit=None,
-                 dead_letter=False, max_length=10)
-    await topology.declare(channel, Topology(
-        exchanges=(Exchange(name, ExchangeType.TOPIC, alternate=f"{name}.unrouted"),
-                   Exchange(f"{name}.unrouted", ExchangeType.FANOUT)),
-        queues=(keep,)))
+    keep = Queue(
+        f"{name}.unrouted",
+        None,
+        (Binding(f"{name}.unrouted"),),
+        delivery_limit=None,
+        dead_letter=False,
+        max_length=10,
+    )
+    await topology.declare(
+        channel,
+        Topology(
+            exchanges=(
+                Exchange(name, ExchangeType.TOPIC, alternate=f"{name}.unrouted"),
+                Exchange(f"{name}.unrouted", ExchangeType.FANOUT),
+            ),
+            queues=(keep,),
+        ),
+    )
     try:
         await broker.publish(message(name, "cart.created"))  # no binding, yet no error
 

@@ -18,28 +18,47 @@ from tests.support import Infra, close_broker_connections, eventually
 
 
 async def record(conn: db.Connection, delivery: Delivery, n: int) -> None:
-    await conn.execute("INSERT INTO effects (message_id, body) VALUES ($1, $2)",
-                       delivery.message_id, str(n))
+    await conn.execute(
+        "INSERT INTO effects (message_id, body) VALUES ($1, $2)", delivery.message_id, str(n)
+    )
 
 
 @pytest.mark.broker_restart
 async def test_consuming_resumes_after_the_broker_closes_every_connection(
-        infra: Infra, settings: RuntimeSettings, schema: str, exchange: ScratchExchange,
-        channel: AbstractChannel) -> None:
+    infra: Infra,
+    settings: RuntimeSettings,
+    schema: str,
+    exchange: ScratchExchange,
+    channel: AbstractChannel,
+) -> None:
     if not infra.local_broker:
         pytest.skip("needs rabbitmqctl for the broker under test")
     queue = exchange.queue("job")
-    runtime = ServiceRuntime(service="tests", schema=schema, settings=settings,
-                             migrations=[EFFECTS], topology=None, relay_poll_interval=0.5)
-    runtime.consume(queue, decode=lambda d: json.loads(d.body)["n"], handle=record,
-                    batch_size=5, prefetch=20)
+    runtime = ServiceRuntime(
+        service="tests",
+        schema=schema,
+        settings=settings,
+        migrations=[EFFECTS],
+        topology=None,
+        relay_poll_interval=0.5,
+    )
+    runtime.consume(
+        queue, decode=lambda d: json.loads(d.body)["n"], handle=record, batch_size=5, prefetch=20
+    )
 
     async def send(numbers: range) -> None:
         for n in numbers:
             async with runtime.pool.acquire() as conn, conn.transaction():
-                await runtime.outbox.add(conn, OutgoingMessage(
-                    exchange=exchange.name, routing_key="job", type="job", app_id="tests",
-                    body=json.dumps({"n": n}).encode()))
+                await runtime.outbox.add(
+                    conn,
+                    OutgoingMessage(
+                        exchange=exchange.name,
+                        routing_key="job",
+                        type="job",
+                        app_id="tests",
+                        body=json.dumps({"n": n}).encode(),
+                    ),
+                )
 
     async def applied() -> list[str]:
         return [r["body"] for r in await runtime.pool.fetch("SELECT body FROM effects")]

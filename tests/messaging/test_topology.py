@@ -22,27 +22,59 @@ BW = "BookWorm.Contracts:"
 
 #: SPEC §3, second table, transcribed: queue → (bindings, consumer).
 SPEC_QUEUES = {
-    "inventory_order_consumer": ({("order_events", k) for k in (
-        "order.placed", "order.confirmed", "order.cancelled", "order.shipped",
-        "return.received")}, Service.INVENTORY),
-    "notification_order_consumer": ({("order_events", k) for k in (
-        "order.created", "order.confirmed", "order.shipped", "order.delivered",
-        "return.approved")}, Service.NOTIFICATION),
-    "analytics_order_consumer": ({("order_events", k) for k in (
-        "order.created", "order.confirmed", "cart.abandoned", "cart.converted")},
-        Service.NOTIFICATION),
+    "inventory_order_consumer": (
+        {
+            ("order_events", k)
+            for k in (
+                "order.placed",
+                "order.confirmed",
+                "order.cancelled",
+                "order.shipped",
+                "return.received",
+            )
+        },
+        Service.INVENTORY,
+    ),
+    "notification_order_consumer": (
+        {
+            ("order_events", k)
+            for k in (
+                "order.created",
+                "order.confirmed",
+                "order.shipped",
+                "order.delivered",
+                "return.approved",
+            )
+        },
+        Service.NOTIFICATION,
+    ),
+    "analytics_order_consumer": (
+        {
+            ("order_events", k)
+            for k in ("order.created", "order.confirmed", "cart.abandoned", "cart.converted")
+        },
+        Service.NOTIFICATION,
+    ),
     "order_inventory_consumer": ({("ecomm", "inventory.reservation.*")}, Service.ORDER),
     "inventory.bulktransactions": (set(), Service.INVENTORY),
-    "finance-order-state-machine": ({(BW + m, "") for m in (
-        "UserCheckedOutIntegrationEvent", "BasketDeletedCompleteIntegrationEvent",
-        "BasketDeletedFailedIntegrationEvent", "OrderStatusChangedToCompleteIntegrationEvent",
-        "OrderStatusChangedToCancelIntegrationEvent")}, Service.FINANCE),
+    "finance-order-state-machine": (
+        {
+            (BW + m, "")
+            for m in (
+                "UserCheckedOutIntegrationEvent",
+                "BasketDeletedCompleteIntegrationEvent",
+                "BasketDeletedFailedIntegrationEvent",
+                "OrderStatusChangedToCompleteIntegrationEvent",
+                "OrderStatusChangedToCancelIntegrationEvent",
+            )
+        },
+        Service.FINANCE,
+    ),
     "basket-place-order": ({(BW + "PlaceOrderCommand", "")}, Service.ORDER),
     "basket-checkout-complete": ({(BW + "DeleteBasketCompleteCommand", "")}, Service.ORDER),
     "basket-checkout-failed": ({(BW + "DeleteBasketFailedCommand", "")}, Service.ORDER),
     "notification-place-order": ({(BW + "PlaceOrderCommand", "")}, Service.NOTIFICATION),
-    "notification-complete-order": ({(BW + "CompleteOrderCommand", "")},
-                                    Service.NOTIFICATION),
+    "notification-complete-order": ({(BW + "CompleteOrderCommand", "")}, Service.NOTIFICATION),
     "notification-cancel-order": ({(BW + "CancelOrderCommand", "")}, Service.NOTIFICATION),
 }
 
@@ -56,8 +88,12 @@ def test_exchanges_match_the_spec() -> None:
     assert len(bookworm) == 10
     assert all(types[n] is ExchangeType.FANOUT for n in bookworm)
     # The only others are the alternate exchanges that keep unroutable events.
-    assert set(types) - bookworm == {"order_events", "ecomm", "order_events.unrouted",
-                                     "ecomm.unrouted"}
+    assert set(types) - bookworm == {
+        "order_events",
+        "ecomm",
+        "order_events.unrouted",
+        "ecomm.unrouted",
+    }
     assert len(ORDER_EVENT_NAMES) == len(set(ORDER_EVENT_NAMES)) == 29
 
 
@@ -100,14 +136,29 @@ async def test_live_bindings_and_queue_types(infra: Infra) -> None:
         assert await broker.wait_connected(20)
     finally:
         await broker.close()
-    bindings = json.loads(await rabbitmqctl(
-        "list_bindings", "-q", "--formatter", "json", "source_name", "destination_name",
-        "routing_key"))
-    queues = {q["name"]: q for q in json.loads(await rabbitmqctl(
-        "list_queues", "-q", "--formatter", "json", "name", "type"))}
+    bindings = json.loads(
+        await rabbitmqctl(
+            "list_bindings",
+            "-q",
+            "--formatter",
+            "json",
+            "source_name",
+            "destination_name",
+            "routing_key",
+        )
+    )
+    queues = {
+        q["name"]: q
+        for q in json.loads(
+            await rabbitmqctl("list_queues", "-q", "--formatter", "json", "name", "type")
+        )
+    }
     for name, (expected, _) in SPEC_QUEUES.items():
-        live = {(b["source_name"], b["routing_key"]) for b in bindings
-                if b["destination_name"] == name and b["source_name"]}
+        live = {
+            (b["source_name"], b["routing_key"])
+            for b in bindings
+            if b["destination_name"] == name and b["source_name"]
+        }
         assert live == expected, name
         assert queues[name]["type"] == "quorum", name
         assert queues[f"{name}.dead-letter"]["type"] == "quorum", name
