@@ -14,7 +14,8 @@ outbox. Every consumer queue of the service also gets a drain for its broker dea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -57,6 +58,8 @@ class ServiceRuntime:
         self._pool: asyncpg.Pool | None = None
         self._broker: Broker | None = None
         self._relay: OutboxRelay | None = None
+        self._periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -102,6 +105,24 @@ class ServiceRuntime:
             )
         )
 
+    def every(self, name: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run `job` every `seconds` while the runtime is up (sweepers, timeouts). A failing run
+        is logged and the next one happens on schedule; jobs must be safe on several replicas."""
+        self._periodic.append((name, seconds, job))
+
+    async def _repeat(
+        self, name: str, seconds: float, job: Callable[[], Awaitable[object]]
+    ) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception as exc:
+                if db.is_connection_error(exc):
+                    log.warning("periodic job waits for postgres", job=name, error=repr(exc))
+                else:
+                    log.exception("periodic job failed", job=name)
+
     async def start(self) -> None:
         dsn = self.settings.database_url
         await db.prepare_schema(dsn, self.schema, self._migrations)
@@ -123,6 +144,10 @@ class ServiceRuntime:
         self._broker.on_disconnect(self._detach_all)
         self._relay.start()
         self._broker.start()
+        self._tasks = [
+            asyncio.create_task(self._repeat(*job), name=f"every:{job[0]}")
+            for job in self._periodic
+        ]
         log.info("runtime started", schema=self.schema, consumers=sorted(self.consumers))
 
     async def _attach_all(self, connection: Any) -> None:
@@ -134,6 +159,11 @@ class ServiceRuntime:
             await consumer.detach()
 
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for consumer in self.consumers.values():
             await consumer.stop()
         if self._relay is not None:
@@ -149,7 +179,7 @@ class ServiceRuntime:
         database = False
         try:
             async with asyncio.timeout(2):
-                async with self.pool.acquire() as conn:
+                async with db.acquire(self.pool) as conn:
                     database = await conn.fetchval("SELECT true") is True
         except Exception:
             database = False
