@@ -68,6 +68,10 @@ class Exchange:
     def arguments(self) -> dict[str, str]:
         return {"alternate-exchange": self.alternate} if self.alternate else {}
 
+    def with_prefix(self, prefix: str) -> Exchange:
+        alternate = prefix + self.alternate if self.alternate else None
+        return Exchange(prefix + self.name, self.type, alternate)
+
 
 @dataclass(frozen=True, slots=True)
 class Binding:
@@ -108,6 +112,21 @@ class Queue:
         args.update(self.extra_arguments)
         return args
 
+    def with_prefix(self, prefix: str) -> Queue:
+        """The same queue in a namespace: its name and its bindings' exchanges prefixed."""
+        if not prefix:
+            return self
+        bindings = tuple(Binding(prefix + b.exchange, b.routing_key) for b in self.bindings)
+        return Queue(
+            prefix + self.name,
+            self.owner,
+            bindings,
+            self.delivery_limit,
+            self.dead_letter,
+            self.max_length,
+            self.extra_arguments,
+        )
+
     def dead_letter_spec(self) -> Queue:
         """The queue that holds what the broker dead-letters from this one."""
         return Queue(
@@ -134,6 +153,16 @@ class Topology:
 
     def queues_of(self, service: Service) -> tuple[Queue, ...]:
         return tuple(q for q in self.queues if q.owner is service)
+
+    def with_prefix(self, prefix: str) -> Topology:
+        """The whole topology in a namespace (`COMMERCE_NAMESPACE`): every exchange and queue
+        name prefixed, so independent systems or test runs share a broker without meeting."""
+        if not prefix:
+            return self
+        return Topology(
+            tuple(e.with_prefix(prefix) for e in self.exchanges),
+            tuple(q.with_prefix(prefix) for q in self.queues),
+        )
 
     def all_queues(self) -> Iterator[Queue]:
         """Every queue to declare, dead-letter queues included."""

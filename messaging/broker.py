@@ -52,6 +52,7 @@ class Broker:
         reconnect_min: float = 0.2,
         reconnect_max: float = 10.0,
         publish_timeout: float = 15.0,
+        prefix: str = "",
     ) -> None:
         self.url = url
         self.app_id = app_id
@@ -59,6 +60,8 @@ class Broker:
         self._reconnect_min = reconnect_min
         self._reconnect_max = reconnect_max
         self._publish_timeout = publish_timeout
+        #: Prepended to every named exchange a message goes to (`Topology.with_prefix`).
+        self.prefix = prefix
         self._on_connect: list[ConnectCallback] = []
         self._on_disconnect: list[DisconnectCallback] = []
         self._connection: AbstractConnection | None = None
@@ -208,7 +211,8 @@ class Broker:
         """
         try:
             channel = await self._publish_channel()
-            exchange = await self._exchange(channel, message.exchange)
+            target = self.prefix + message.exchange if message.exchange else ""
+            exchange = await self._exchange(channel, target)
             await exchange.publish(
                 message.to_amqp(),
                 message.routing_key,

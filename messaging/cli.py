@@ -71,21 +71,22 @@ def _port(entry: ServiceEntry) -> int:
 async def _migrate(settings: RuntimeSettings, entries: Sequence[ServiceEntry]) -> None:
     for entry in entries:
         applied = await db.prepare_schema(
-            settings.database_url, entry.schema, entry.main().migrations()
+            settings.database_url, settings.schema(entry.schema), entry.main().migrations()
         )
-        print(f"{entry.schema}: {len(applied)} migration(s) applied")
+        print(f"{settings.schema(entry.schema)}: {len(applied)} migration(s) applied")
 
 
 async def _declare(settings: RuntimeSettings) -> None:
-    broker = Broker(settings.amqp_url, app_id="commerce-cli", topology=TOPOLOGY)
+    broker = Broker(settings.amqp_url, app_id="commerce-cli", topology=settings.topology)
     broker.start()
     try:
         if not await broker.wait_connected(30):
             raise SystemExit(f"RabbitMQ not reachable at {redact(settings.amqp_url)}")
     finally:
         await broker.close()
-    queues = sum(1 for _ in TOPOLOGY.all_queues())
-    print(f"topology declared: {len(TOPOLOGY.exchanges)} exchanges, {queues} queues")
+    queues = sum(1 for _ in settings.topology.all_queues())
+    exchanges = len(settings.topology.exchanges)
+    print(f"topology declared: {exchanges} exchanges, {queues} queues")
 
 
 def _show_topology() -> None:
@@ -101,7 +102,7 @@ def _show_topology() -> None:
 
 async def _dead_letters(settings: RuntimeSettings, args: argparse.Namespace) -> None:
     entry = SERVICES[args.service]
-    conn = await db.connect(settings.database_url, entry.schema)
+    conn = await db.connect(settings.database_url, settings.schema(entry.schema))
     try:
         if args.action == "list":
             letters = await list_dead_letters(
@@ -116,7 +117,11 @@ async def _dead_letters(settings: RuntimeSettings, args: argparse.Namespace) -> 
             print(f"{len(letters)} dead letter(s)")
             return
         replayed = await replay_dead_letters(
-            conn, Outbox(entry.schema), app_id=entry.package, ids=args.id or None, queue=args.queue
+            conn,
+            Outbox(settings.schema(entry.schema)),
+            app_id=entry.package,
+            ids=args.id or None,
+            queue=args.queue,
         )
     finally:
         await conn.close()
@@ -126,14 +131,17 @@ async def _dead_letters(settings: RuntimeSettings, args: argparse.Namespace) -> 
 
 async def _flush_outbox(settings: RuntimeSettings, entry: ServiceEntry) -> None:
     """Publish what is waiting in a schema's outbox now, for commands run without the service."""
-    pool = await db.create_pool(settings.database_url, entry.schema, min_size=1, max_size=2)
-    broker = Broker(settings.amqp_url, app_id=entry.package, topology=None)
+    schema = settings.schema(entry.schema)
+    pool = await db.create_pool(settings.database_url, schema, min_size=1, max_size=2)
+    broker = Broker(
+        settings.amqp_url, app_id=entry.package, topology=None, prefix=settings.topology_prefix
+    )
     broker.start()
     try:
         if not await broker.wait_connected(30):
             print("RabbitMQ not reachable: the service's relay will publish when it runs")
             return
-        relay = OutboxRelay(pool, broker, dsn=settings.database_url, schema=entry.schema)
+        relay = OutboxRelay(pool, broker, dsn=settings.database_url, schema=schema)
         while await relay.publish_pending():
             pass
         waiting, _ = await relay.backlog()

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from contracts.topology import TOPOLOGY, Queue, Topology
+from contracts.topology import Queue
 from messaging import db
 from messaging.broker import Broker
 from messaging.consumer import Consumer, Decode, Handle, RetryPolicy
@@ -41,16 +41,18 @@ class ServiceRuntime:
         schema: str,
         settings: RuntimeSettings,
         migrations: Sequence[db.Migration] = (),
-        topology: Topology | None = TOPOLOGY,
+        declare_topology: bool = True,
         pool_size: int = 10,
         relay_poll_interval: float = 5.0,
     ) -> None:
         self.service = service
-        self.schema = db.check_schema_name(schema)
+        #: `schema` is the service's base name; the namespace (if any) is applied here.
+        self.schema = db.check_schema_name(settings.schema(schema))
         self.settings = settings
-        self.outbox = Outbox(schema)
+        self.topology = settings.topology
+        self.outbox = Outbox(self.schema)
         self._migrations = migrations
-        self._topology = topology
+        self._declare_topology = declare_topology
         self._pool_size = pool_size
         self._relay_poll_interval = relay_poll_interval
         self._specs: list[tuple[Queue, dict[str, Any]]] = []
@@ -90,10 +92,13 @@ class ServiceRuntime:
         workers: int = 1,
         retry: RetryPolicy | None = None,
     ) -> None:
-        """Register a consumer; it starts with the runtime and re-attaches on every reconnect."""
+        """Register a consumer; it starts with the runtime and re-attaches on every reconnect.
+
+        `queue` is the SPEC's queue (e.g. `TOPOLOGY.queue("inventory_order_consumer")`); the
+        runtime moves it into its namespace."""
         self._specs.append(
             (
-                queue,
+                queue.with_prefix(self.settings.topology_prefix),
                 {
                     "decode": decode,
                     "handle": handle,
@@ -127,7 +132,12 @@ class ServiceRuntime:
         dsn = self.settings.database_url
         await db.prepare_schema(dsn, self.schema, self._migrations)
         self._pool = await db.create_pool(dsn, self.schema, max_size=self._pool_size)
-        self._broker = Broker(self.settings.amqp_url, app_id=self.service, topology=self._topology)
+        self._broker = Broker(
+            self.settings.amqp_url,
+            app_id=self.service,
+            topology=self.topology if self._declare_topology else None,
+            prefix=self.settings.topology_prefix,
+        )
         self._relay = OutboxRelay(
             self._pool,
             self._broker,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from contracts.topology import TOPOLOGY, Topology
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_URL = "postgresql://postgres@localhost:5432/commerce"
@@ -15,6 +18,26 @@ class RuntimeSettings:
     amqp_url: str = DEFAULT_AMQP_URL
     database_url: str = DEFAULT_DATABASE_URL
     log_level: str = "INFO"
+    #: `COMMERCE_NAMESPACE`: empty for the SPEC's names. Otherwise every exchange and queue is
+    #: prefixed `<namespace>.` and every schema suffixed `_<namespace>`: a whole separate system
+    #: on the same broker and database (used by the tests to isolate each run).
+    namespace: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9_]{0,24}", self.namespace):
+            raise ValueError("COMMERCE_NAMESPACE: up to 24 of a-z, 0-9 and _")
+
+    @property
+    def topology_prefix(self) -> str:
+        return f"{self.namespace}." if self.namespace else ""
+
+    @property
+    def topology(self) -> Topology:
+        return TOPOLOGY.with_prefix(self.topology_prefix)
+
+    def schema(self, base: str) -> str:
+        """The Postgres schema of a service in this namespace (`orders`, `orders_<ns>`)."""
+        return f"{base}_{self.namespace}" if self.namespace else base
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -23,4 +46,5 @@ class RuntimeSettings:
             amqp_url=env.get("AMQP_URL", DEFAULT_AMQP_URL),
             database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            namespace=env.get("COMMERCE_NAMESPACE", ""),
         )

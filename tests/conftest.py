@@ -9,12 +9,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from messaging.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, RuntimeSettings
-from tests.support import Infra
+from tests.support import (
+    ADMIN_KEY,
+    ORG,
+    ORG_KEY,
+    OTHER_ORG,
+    OTHER_ORG_KEY,
+    Infra,
+    remove_namespace,
+    unique,
+)
 
 
 def _docker_engine() -> bool:
@@ -57,3 +66,35 @@ def infra() -> Iterator[Infra]:
 @pytest.fixture(scope="session")
 def settings(infra: Infra) -> RuntimeSettings:
     return RuntimeSettings(amqp_url=infra.amqp_url, database_url=infra.database_url)
+
+
+@pytest.fixture(scope="session")
+async def namespace(infra: Infra) -> AsyncIterator[str]:
+    """A namespace (COMMERCE_NAMESPACE) of this test session's own: its exchanges, queues and
+    schemas meet no other run and no running system; all of it is removed afterwards."""
+    name = unique("t")
+    yield name
+    settings = RuntimeSettings(
+        amqp_url=infra.amqp_url, database_url=infra.database_url, namespace=name
+    )
+    await remove_namespace(settings)
+
+
+@pytest.fixture(scope="session")
+def service_env(infra: Infra, namespace: str) -> dict[str, str]:
+    """The environment a service's `create_app(environ)` gets in tests."""
+    return {
+        "AMQP_URL": infra.amqp_url,
+        "DATABASE_URL": infra.database_url,
+        "COMMERCE_NAMESPACE": namespace,
+        "COMMERCE_API_KEYS": f"{ORG}={ORG_KEY},{OTHER_ORG}={OTHER_ORG_KEY}",
+        "COMMERCE_ADMIN_KEY": ADMIN_KEY,
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def namespaced(infra: Infra, namespace: str) -> RuntimeSettings:
+    return RuntimeSettings(
+        amqp_url=infra.amqp_url, database_url=infra.database_url, namespace=namespace
+    )

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import aio_pika
+import asyncpg
 import pytest
+from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+
+from messaging.settings import RuntimeSettings
+from messaging.topology import declare
 
 T = TypeVar("T")
 
@@ -67,3 +74,93 @@ async def stop_broker() -> None:
 async def start_broker() -> None:
     await rabbitmqctl("start_app")
     await rabbitmqctl("await_startup")
+
+
+# -- services under test ------------------------------------------------------------------------
+
+ORG, ORG_KEY = "org_test", "key-test-org"
+OTHER_ORG, OTHER_ORG_KEY = "org_other", "key-other-org"
+ADMIN_KEY = "key-test-admin"
+
+
+def auth(key: str = ORG_KEY) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def remove_namespace(settings: RuntimeSettings) -> None:
+    """Delete a namespace's exchanges, queues and schemas (test clean-up)."""
+    connection = await aio_pika.connect(settings.amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in settings.topology.all_queues():
+            await channel.queue_delete(queue.name)
+        for exchange in settings.topology.exchanges:
+            await channel.exchange_delete(exchange.name)
+    finally:
+        await connection.close()
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        schemas = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"%\\_{settings.namespace}"
+        )
+        for row in schemas:
+            await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
+    finally:
+        await conn.close()
+
+
+class Recorder:
+    """A queue of the test's own bound to an exchange: records what is published there.
+
+    async with Recorder(namespaced, "order_events", "#") as events:
+        ...
+        placed = await events.wait_for("order.placed", lambda body: ...)
+    """
+
+    def __init__(self, settings: RuntimeSettings, exchange: str, *routing_keys: str) -> None:
+        self.settings = settings
+        self.exchange = settings.topology_prefix + exchange
+        self.routing_keys = routing_keys or ("#",)
+        self.messages: list[AbstractIncomingMessage] = []
+        self._connection: AbstractConnection | None = None
+
+    async def __aenter__(self) -> Recorder:
+        self._connection = await aio_pika.connect(self.settings.amqp_url)
+        channel = await self._connection.channel()
+        # The exchanges of the namespace exist once a service of it has started; declaring the
+        # topology here as well lets the recorder start first.
+        await declare(channel, self.settings.topology)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in self.routing_keys:
+            await queue.bind(self.exchange, key)
+        await queue.consume(self._record, no_ack=True)
+        return self
+
+    async def _record(self, message: AbstractIncomingMessage) -> None:
+        self.messages.append(message)
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    def bodies(self, routing_key: str | None = None) -> list[Any]:
+        return [
+            json.loads(m.body)
+            for m in self.messages
+            if routing_key is None or m.routing_key == routing_key
+        ]
+
+    async def wait_for(
+        self,
+        routing_key: str,
+        match: Callable[[Any], bool] = lambda _: True,
+        *,
+        timeout: float = 15.0,
+    ) -> Any:
+        """The first message with this routing key whose JSON body satisfies `match`."""
+
+        async def found() -> list[Any]:
+            return [b for b in self.bodies(routing_key) if match(b)]
+
+        hits = await eventually(found, bool, timeout=timeout)
+        return hits[0]

@@ -39,7 +39,7 @@ async def test_consuming_resumes_after_the_broker_closes_every_connection(
         schema=schema,
         settings=settings,
         migrations=[EFFECTS],
-        topology=None,
+        declare_topology=False,
         relay_poll_interval=0.5,
     )
     runtime.consume(

@@ -162,3 +162,15 @@ async def test_live_bindings_and_queue_types(infra: Infra) -> None:
         assert live == expected, name
         assert queues[name]["type"] == "quorum", name
         assert queues[f"{name}.dead-letter"]["type"] == "quorum", name
+
+
+def test_a_namespace_moves_every_name_and_binding() -> None:
+    spaced = TOPOLOGY.with_prefix("t1.")
+    assert {e.name for e in spaced.exchanges} == {"t1." + e.name for e in TOPOLOGY.exchanges}
+    assert spaced.exchange("t1.order_events").alternate == "t1.order_events.unrouted"
+    queue = spaced.queue("t1.inventory_order_consumer")
+    assert {b.exchange for b in queue.bindings} == {"t1.order_events"}
+    assert queue.arguments()["x-dead-letter-routing-key"] == (
+        "t1.inventory_order_consumer.dead-letter"
+    )
+    assert TOPOLOGY.with_prefix("") is TOPOLOGY
