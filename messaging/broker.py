@@ -38,6 +38,10 @@ _CONNECT_ERRORS = (
 )
 
 
+#: A connection that lived this long was healthy: the next loss starts backing off from scratch.
+_STABLE_AFTER = 30.0
+
+
 def _is_connect_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECT_ERRORS)
 
@@ -109,8 +113,10 @@ class Broker:
             self._task = None
 
     async def _supervise(self) -> None:
+        failures = 0  # consecutive connections that failed or did not last
         while not self._stopping:
             lost = asyncio.Event()
+            started = asyncio.get_running_loop().time()
             try:
                 connection = await self._connect()
                 connection.close_callbacks.add(lambda *_, lost=lost: lost.set())
@@ -128,9 +134,13 @@ class Broker:
                 )
             await lost.wait()
             await self._teardown()
-            if not self._stopping:
-                log.warning("broker connection lost; reconnecting")
-                await asyncio.sleep(self._reconnect_min)
+            if self._stopping:
+                break
+            lasted = asyncio.get_running_loop().time() - started
+            failures = 0 if lasted > _STABLE_AFTER else failures + 1
+            delay = min(self._reconnect_max, self._reconnect_min * 2**failures)
+            log.warning("broker connection lost; reconnecting", delay=round(delay, 2))
+            await asyncio.sleep(delay)
 
     async def _connect(self) -> AbstractConnection:
         async for attempt in AsyncRetrying(

@@ -190,8 +190,8 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)
 
     async def publish_pending(self) -> int:
-        """Publish one batch of due rows; returns how many rows it took (0 if another relay is
-        active or nothing is due)."""
+        """Publish one batch of due rows; returns how many it published or recorded a failure
+        for (0 if another relay is active, nothing is due, or the broker is unreachable)."""
         async with db.acquire(self._pool) as conn, conn.transaction():
             if not await conn.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._channel
@@ -206,7 +206,8 @@ class OutboxRelay:
                 return 0
             outcomes = await self._broker.publish_many([_message_of(r) for r in rows])
             await self._record(conn, rows, outcomes)
-            return len(rows)
+            # Rows left waiting for the broker do not count: the caller must not spin on them.
+            return sum(not isinstance(o, BrokerUnavailable) for o in outcomes)
 
     async def _record(
         self,
