@@ -36,7 +36,7 @@ from tenacity import (
 )
 
 from contracts.topology import Queue
-from messaging import db
+from messaging import db, metrics
 from messaging.errors import PermanentError
 from messaging.logs import get_logger
 from messaging.message import Delivery
@@ -205,6 +205,7 @@ class Consumer(Generic[T]):
                     attempts = attempt.retry_state.attempt_number
                     if attempts > 1:
                         self.stats.retried += 1
+                        metrics.RETRIES.labels(self.name).inc()
                     outcomes = await self._until_postgres(lambda: self._transaction([pending]))
         except Exception as exc:
             await self._dead_letter(pending, _describe(exc), attempts)
@@ -229,24 +230,25 @@ class Consumer(Generic[T]):
     async def _transaction(self, batch: list[_Pending[T]]) -> list[str]:
         """One transaction for the whole batch; returns each message's outcome."""
         outcomes: list[str] = []
-        async with db.acquire(self._pool) as conn, conn.transaction():
-            for pending in batch:
-                if pending.poison is not None:
-                    await _insert_dead_letter(conn, pending.delivery, pending.poison, 1)
-                    outcomes.append("dead_lettered")
-                    continue
-                fresh = await conn.fetchval(
-                    "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-                    " ON CONFLICT DO NOTHING RETURNING true",
-                    self.name,
-                    self._key(pending.delivery),
-                )
-                if not fresh:
-                    outcomes.append("duplicate")
-                    continue
-                with structlog.contextvars.bound_contextvars(**pending.delivery.log_context()):
-                    await self._handle(conn, pending.delivery, pending.payload)  # type: ignore[arg-type]
-                outcomes.append("handled")
+        with metrics.BATCH_SECONDS.labels(self.name).time():
+            async with db.acquire(self._pool) as conn, conn.transaction():
+                for pending in batch:
+                    if pending.poison is not None:
+                        await _insert_dead_letter(conn, pending.delivery, pending.poison, 1)
+                        outcomes.append("dead_lettered")
+                        continue
+                    fresh = await conn.fetchval(
+                        "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
+                        " ON CONFLICT DO NOTHING RETURNING true",
+                        self.name,
+                        self._key(pending.delivery),
+                    )
+                    if not fresh:
+                        outcomes.append("duplicate")
+                        continue
+                    with structlog.contextvars.bound_contextvars(**pending.delivery.log_context()):
+                        await self._handle(conn, pending.delivery, pending.payload)  # type: ignore[arg-type]
+                    outcomes.append("handled")
         return outcomes
 
     async def _finish(self, batch: list[_Pending[T]], outcomes: list[str], attempts: int) -> None:
@@ -282,6 +284,7 @@ class Consumer(Generic[T]):
             )
 
     def _count(self, outcome: str) -> None:
+        metrics.MESSAGES.labels(self.name, outcome).inc()
         self.stats.by_outcome[outcome] = self.stats.by_outcome.get(outcome, 0) + 1
         if outcome == "handled":
             self.stats.handled += 1

@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from messaging import db
+from messaging import db, metrics
 from messaging.broker import Broker
 from messaging.errors import BrokerUnavailable
 from messaging.logs import get_logger
@@ -221,9 +221,11 @@ class OutboxRelay:
                 "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
             )
             self.published += len(sent)
+            metrics.PUBLISHED.labels(self._schema).inc(len(sent))
         for row, error in zip(rows, outcomes, strict=True):
             if error is None or isinstance(error, BrokerUnavailable):
                 continue  # not the message's fault: it waits for the broker, attempts unchanged
+            metrics.PUBLISH_FAILURES.labels(self._schema).inc()
             attempts = row["attempts"] + 1
             given_up = attempts >= self._max_attempts
             delay = timedelta(seconds=min(2**attempts, 300))

@@ -9,6 +9,7 @@ import uvicorn
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.prometheus import PrometheusConfig
 
 from messaging.runtime import ServiceRuntime
 from messaging.web import EXCEPTION_HANDLERS, ApiKeys, OperationsController
@@ -25,8 +26,15 @@ def create_app(
     description: str = "",
 ) -> Litestar:
     """The runtime starts and stops with the app (its lifespan); nothing is opened before."""
+    http_metrics = PrometheusConfig(
+        app_name=runtime.service,
+        prefix="commerce",
+        group_path=True,
+        exclude=["/metrics", "/health", "/ready"],
+    )
     return Litestar(
         route_handlers=[OperationsController, *route_handlers],
+        middleware=[http_metrics.middleware],
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],
         exception_handlers=dict(EXCEPTION_HANDLERS),

@@ -22,7 +22,7 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from messaging import db
+from messaging import db, metrics
 from messaging.dead_letters import list_dead_letters, replay_dead_letters
 from messaging.logs import get_logger
 from messaging.runtime import ServiceRuntime
@@ -306,6 +306,26 @@ class OperationsController(Controller):
         return Response(
             {"status": "ready" if ok else "not ready", **checks}, status_code=200 if ok else 503
         )
+
+    @get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics(self, request: Request[Any, Any, State]) -> Response[bytes]:
+        runtime = runtime_of(request)
+        schema = runtime.schema
+        metrics.BROKER_CONNECTED.labels(runtime.service).set(runtime.broker.is_connected)
+        try:
+            backlog, age = await runtime.relay.backlog()
+            async with db.acquire(runtime.pool) as conn:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL"
+                )
+        except Exception as exc:  # still expose what we have while Postgres is away
+            log.warning("metrics without database figures", error=repr(exc))
+        else:
+            metrics.OUTBOX_BACKLOG.labels(schema).set(backlog)
+            metrics.OUTBOX_AGE.labels(schema).set(age)
+            metrics.DEAD_LETTERS.labels(schema).set(waiting)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @get("/dead-letters", summary="Messages consumers gave up on", dependencies={})
     async def dead_letters(

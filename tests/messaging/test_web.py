@@ -166,3 +166,16 @@ def test_api_keys_parse_and_reject_malformed_entries() -> None:
     assert not keys.is_admin("a")
     with pytest.raises(ValueError, match="org_123=secret"):
         ApiKeys.parse("org_1", None)
+
+
+async def test_metrics_expose_runtime_and_http_figures(client: AsyncTestClient[Any]) -> None:
+    await client.post("/notes", json={"text": "counted"}, headers=auth())
+
+    response = await client.get("/metrics")
+
+    assert response.status_code == 200
+    text = response.text
+    assert 'commerce_outbox_backlog{schema="notes_' in text
+    assert "commerce_dead_letters_waiting" in text
+    assert 'commerce_broker_connected{service="notes"}' in text
+    assert 'commerce_requests_total{app_name="notes",method="POST",path="/notes"' in text
