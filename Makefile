@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help install services run test test-fast lint format migrate topology bench clean
+.PHONY: help install services run demo test test-fast lint format migrate topology bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -15,8 +15,15 @@ install: ## create .venv and install the project (only when pyproject.toml chang
 services: ## make sure RabbitMQ and PostgreSQL are running (start or install them if needed)
 	@scripts/ensure_services.sh
 
+# Development keys for `make run` and `make demo` unless the environment sets its own.
+run demo: export COMMERCE_API_KEYS ?= org_demo=demo-key
+run demo: export COMMERCE_ADMIN_KEY ?= demo-admin
+
 run: install services ## run the whole system: topology, migrations, every service
 	$(BIN)/commerce run
+
+demo: install ## a scripted checkout against `make run`, printing the event trail and the mail
+	$(BIN)/python scripts/demo.py
 
 test: install services ## run every test against the live broker and database
 	$(BIN)/pytest
