@@ -232,24 +232,34 @@ class Consumer(Generic[T]):
         outcomes: list[str] = []
         with metrics.BATCH_SECONDS.labels(self.name).time():
             async with db.acquire(self._pool) as conn, conn.transaction():
+                fresh = await self._record_ids(conn, batch)
                 for pending in batch:
                     if pending.poison is not None:
                         await _insert_dead_letter(conn, pending.delivery, pending.poison, 1)
                         outcomes.append("dead_lettered")
                         continue
-                    fresh = await conn.fetchval(
-                        "INSERT INTO inbox (consumer, message_id) VALUES ($1, $2)"
-                        " ON CONFLICT DO NOTHING RETURNING true",
-                        self.name,
-                        self._key(pending.delivery),
-                    )
-                    if not fresh:
+                    key = self._key(pending.delivery)
+                    if key not in fresh:
                         outcomes.append("duplicate")
                         continue
+                    fresh.discard(key)  # a second copy inside the same batch is a duplicate
                     with structlog.contextvars.bound_contextvars(**pending.delivery.log_context()):
                         await self._handle(conn, pending.delivery, pending.payload)  # type: ignore[arg-type]
                     outcomes.append("handled")
         return outcomes
+
+    async def _record_ids(self, conn: db.Connection, batch: list[_Pending[T]]) -> set[str]:
+        """Record the batch's message ids in the inbox in one statement; returns the new ones."""
+        keys = [self._key(p.delivery) for p in batch if p.poison is None]
+        if not keys:
+            return set()
+        rows = await conn.fetch(
+            "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            self.name,
+            keys,
+        )
+        return {row["message_id"] for row in rows}
 
     async def _finish(self, batch: list[_Pending[T]], outcomes: list[str], attempts: int) -> None:
         for pending, outcome in zip(batch, outcomes, strict=True):

@@ -272,3 +272,21 @@ async def test_each_handled_message_logs_one_line_with_its_context(
     assert lines[0]["event"] == "message handled"
     assert lines[0]["message_event"] == "job"
     assert lines[0]["order_id"] == "order-1"
+
+
+async def test_a_duplicate_inside_one_batch_has_no_second_effect(
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
+    queue = exchange.queue()
+    await topology.declare_queue(channel, queue)
+    message_id = str(uuid.uuid4())
+    for n in (1, 1, 2):  # waiting together, so they share one transaction
+        await publish(channel, exchange.name, Job(n=n), message_id if n == 1 else None)
+
+    consumer = await start(queue, Worker(), batch_size=10, prefetch=10)
+
+    await eventually(
+        lambda: asyncio.sleep(0, sum(consumer.stats.by_outcome.values())), lambda n: n == 3
+    )
+    assert await effects(pool) == {"1": 1, "2": 1}
+    assert consumer.stats.duplicates == 1
