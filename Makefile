@@ -29,7 +29,7 @@ test: install services ## run every test against the live broker and database
 	$(BIN)/pytest
 
 test-fast: install ## the tests that need neither a broker restart nor much time
-	$(BIN)/pytest -m "not broker_restart"
+	$(BIN)/pytest -m "not broker_restart and not postgres_restart"
 
 lint: install ## ruff (lint and format check) and mypy --strict
 	$(BIN)/ruff check .

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import time
 import uuid
@@ -164,3 +166,29 @@ class Recorder:
 
         hits = await eventually(found, bool, timeout=timeout)
         return hits[0]
+
+
+async def restart_postgres() -> None:
+    """Restart the local PostgreSQL cluster: every connection is cut, then it comes back."""
+    versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])
+    proc = await asyncio.create_subprocess_exec(
+        "pg_ctlcluster",
+        "--skip-systemctl-redirect",
+        versions[-1],
+        "main",
+        "restart",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pg_ctlcluster restart failed: {out.decode()}")
+
+
+def local_postgres(infra: Infra) -> bool:
+    """pg_ctlcluster can restart the database the tests use."""
+    return (
+        shutil.which("pg_ctlcluster") is not None
+        and os.path.isdir("/etc/postgresql")
+        and ("@localhost" in infra.database_url or "@127.0.0.1" in infra.database_url)
+    )
