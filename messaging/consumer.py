@@ -47,6 +47,10 @@ log = get_logger(__name__)
 T = TypeVar("T")
 Decode = Callable[[Delivery], T]
 Handle = Callable[[db.Connection, Delivery, T], Awaitable[None]]
+#: Called once per transaction, before the handlers, with the payloads about to be handled
+#: (duplicates and poison left out) — e.g. to lock every row the batch touches in one
+#: consistent order, so that parallel workers never deadlock.
+Prepare = Callable[[db.Connection, list[T]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ class Consumer(Generic[T]):
         retry: RetryPolicy | None = None,
         idempotency_key: Callable[[Delivery], str] | None = None,
         declare: bool = True,
+        prepare: Prepare[T] | None = None,
     ) -> None:
         if batch_size < 1 or workers < 1 or prefetch < batch_size:
             raise ValueError("need batch_size >= 1, workers >= 1 and prefetch >= batch_size")
@@ -100,6 +105,7 @@ class Consumer(Generic[T]):
         self._retry = retry or RetryPolicy()
         self._key = idempotency_key or (lambda d: d.message_id)
         self._declare = declare
+        self._prepare_batch = prepare
         self._buffer: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -234,18 +240,26 @@ class Consumer(Generic[T]):
             async with db.acquire(self._pool) as conn, conn.transaction():
                 fresh = await self._record_ids(conn, batch)
                 for pending in batch:
-                    if pending.poison is not None:
-                        await _insert_dead_letter(conn, pending.delivery, pending.poison, 1)
-                        outcomes.append("dead_lettered")
-                        continue
                     key = self._key(pending.delivery)
-                    if key not in fresh:
+                    if pending.poison is not None:
+                        outcomes.append("dead_lettered")
+                    elif key in fresh:
+                        fresh.discard(key)  # a second copy in the same batch is a duplicate
+                        outcomes.append("handled")
+                    else:
                         outcomes.append("duplicate")
-                        continue
-                    fresh.discard(key)  # a second copy inside the same batch is a duplicate
-                    with structlog.contextvars.bound_contextvars(**pending.delivery.log_context()):
-                        await self._handle(conn, pending.delivery, pending.payload)  # type: ignore[arg-type]
-                    outcomes.append("handled")
+                work = [p for p, o in zip(batch, outcomes, strict=True) if o == "handled"]
+                if self._prepare_batch is not None and work:
+                    payloads = [p.payload for p in work]
+                    await self._prepare_batch(conn, payloads)  # type: ignore[arg-type]
+                for pending, outcome in zip(batch, outcomes, strict=True):
+                    if outcome == "dead_lettered":
+                        assert pending.poison is not None
+                        await _insert_dead_letter(conn, pending.delivery, pending.poison, 1)
+                    elif outcome == "handled":
+                        context = pending.delivery.log_context()
+                        with structlog.contextvars.bound_contextvars(**context):
+                            await self._handle(conn, pending.delivery, pending.payload)  # type: ignore[arg-type]
         return outcomes
 
     async def _record_ids(self, conn: db.Connection, batch: list[_Pending[T]]) -> set[str]:

@@ -38,10 +38,12 @@ _COLUMNS = (
     "body",
     "created_at",
 )
+# One round trip: the rows and the NOTIFY (a data-modifying CTE runs even though the outer
+# SELECT does not read it). The notification is delivered at commit, and only if it commits.
 _INSERT = (
-    f"INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    f"WITH written AS (INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
     "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::text[], $9::jsonb[], $10::bytea[], $11::timestamptz[])"
+    " $8::text[], $9::jsonb[], $10::bytea[], $11::timestamptz[])) SELECT pg_notify($12, '')"
 )
 
 
@@ -78,9 +80,7 @@ class Outbox:
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        await conn.execute(_INSERT, *columns)
-        # Delivered at commit, and only if the transaction commits.
-        await conn.execute("SELECT pg_notify($1, '')", self.channel)
+        await conn.execute(_INSERT, *columns, self.channel)
 
 
 def _message_of(row: asyncpg.Record) -> OutgoingMessage:

@@ -24,7 +24,7 @@ import asyncpg
 from contracts.topology import Queue
 from messaging import db
 from messaging.broker import Broker
-from messaging.consumer import Consumer, Decode, Handle, RetryPolicy
+from messaging.consumer import Consumer, Decode, Handle, Prepare, RetryPolicy
 from messaging.dead_letters import drain_consumer
 from messaging.logs import get_logger
 from messaging.outbox import Outbox, OutboxRelay
@@ -91,6 +91,7 @@ class ServiceRuntime:
         batch_size: int = 1,
         workers: int = 1,
         retry: RetryPolicy | None = None,
+        prepare: Prepare[Any] | None = None,
     ) -> None:
         """Register a consumer; it starts with the runtime and re-attaches on every reconnect.
 
@@ -106,6 +107,7 @@ class ServiceRuntime:
                     "batch_size": batch_size,
                     "workers": workers,
                     "retry": retry,
+                    "prepare": prepare,
                 },
             )
         )

@@ -290,3 +290,30 @@ async def test_a_duplicate_inside_one_batch_has_no_second_effect(
     )
     assert await effects(pool) == {"1": 1, "2": 1}
     assert consumer.stats.duplicates == 1
+
+
+async def test_prepare_sees_each_batch_of_fresh_payloads_before_the_handlers(
+    start: Start, channel: AbstractChannel, exchange: ScratchExchange, pool: asyncpg.Pool
+) -> None:
+    queue = exchange.queue()
+    await topology.declare_queue(channel, queue)
+    repeated = str(uuid.uuid4())
+    for n in range(6):
+        await publish(channel, exchange.name, Job(n=n), repeated if n == 5 else None)
+    await publish(channel, exchange.name, Job(n=5), repeated)  # a duplicate: not prepared
+    await publish(channel, exchange.name, b"poison")  # nor is poison
+    prepared: list[list[int]] = []
+    worker = Worker()
+
+    async def prepare(conn: db.Connection, jobs: list[Job]) -> None:
+        assert not any(worker.calls[job.n] for job in jobs)  # its handlers run after
+        prepared.append(sorted(job.n for job in jobs))
+
+    consumer = await start(queue, worker, batch_size=10, prefetch=10, prepare=prepare)
+
+    await eventually(
+        lambda: asyncio.sleep(0, sum(consumer.stats.by_outcome.values())), lambda n: n == 8
+    )
+    # batches form as messages arrive; every fresh payload is prepared once, nothing else is
+    assert sorted(n for batch in prepared for n in batch) == [0, 1, 2, 3, 4, 5]
+    assert await effects(pool) == {str(n): 1 for n in range(6)}
