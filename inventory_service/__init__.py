@@ -1,0 +1,1 @@
+"""Inventory service: bins, stock ledger and reservations driven by order events."""

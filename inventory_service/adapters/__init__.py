@@ -1,0 +1,1 @@
+"""SQL (asyncpg) and message builders."""
