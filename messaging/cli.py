@@ -126,10 +126,10 @@ async def _dead_letters(settings: RuntimeSettings, args: argparse.Namespace) -> 
     finally:
         await conn.close()
     print(f"{len(replayed)} dead letter(s) queued for replay: {replayed}")
-    await _flush_outbox(settings, entry)
+    await flush_outbox(settings, entry)
 
 
-async def _flush_outbox(settings: RuntimeSettings, entry: ServiceEntry) -> None:
+async def flush_outbox(settings: RuntimeSettings, entry: ServiceEntry) -> None:
     """Publish what is waiting in a schema's outbox now, for commands run without the service."""
     schema = settings.schema(entry.schema)
     pool = await db.create_pool(settings.database_url, schema, min_size=1, max_size=2)
