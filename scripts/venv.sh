@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 venv=${VENV:-.venv}
 stamp="$venv/.installed"
 
-if [[ -f "$stamp" && "$stamp" -nt pyproject.toml && -x "$venv/bin/python" ]]; then
+# The editable install maps the packages that exist when it runs: a new top-level package
+# (a new service) needs a reinstall as much as a changed pyproject.toml does.
+packages=$(ls -d contracts messaging ./*_service 2>/dev/null | tr '\n' ' ')
+if [[ -f "$stamp" && "$stamp" -nt pyproject.toml && -x "$venv/bin/python" &&
+    "$(cat "$stamp")" == "$packages" ]]; then
     exit 0
 fi
 
@@ -40,4 +44,4 @@ fi
 echo "installing the project into $venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
 "$venv/bin/python" -m pip install -q -e '.[dev]'
-touch "$stamp"
+printf "%s" "$packages" >"$stamp"
