@@ -49,8 +49,10 @@ async def ensure_database(dsn: str) -> None:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         log.info("database created", database=name, dsn=redact(dsn))
-    except asyncpg.DuplicateDatabaseError:
-        pass  # another process won the race
+    except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+        # Another process won the race: Postgres reports a concurrent CREATE DATABASE as a
+        # unique violation on pg_database rather than as a duplicate database.
+        pass
     finally:
         await admin.close()
 

@@ -83,7 +83,10 @@ class System:
         async with httpx.AsyncClient() as client:
             for name in names or tuple(self.urls):
 
-                async def ready(url: str = self.urls[name]) -> int:
+                async def ready(url: str = self.urls[name], name: str = name) -> int:
+                    code = self.processes[name].poll()
+                    if code is not None:
+                        pytest.fail(f"{name} exited with {code} before it was ready")
                     try:
                         return (await client.get(f"{url}/ready")).status_code
                     except httpx.HTTPError:

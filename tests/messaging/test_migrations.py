@@ -69,8 +69,9 @@ async def test_replicas_starting_together_migrate_once(infra: Infra) -> None:
 async def test_a_missing_database_is_created(infra: Infra) -> None:
     name = f"commerce_test_{uuid.uuid4().hex[:8]}"
     dsn = infra.database_url.rsplit("/", 1)[0] + "/" + name
-    await db.ensure_database(dsn)
-    await db.ensure_database(dsn)  # and a second time is a no-op
+    # Services starting together race to create it: every one of them must come up.
+    await asyncio.gather(*(db.ensure_database(dsn) for _ in range(4)))
+    await db.ensure_database(dsn)  # and a later call is a no-op
     conn = await asyncpg.connect(dsn)
     await conn.close()
     admin = await asyncpg.connect(infra.database_url)
