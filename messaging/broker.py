@@ -91,7 +91,8 @@ class Broker:
 
     async def wait_connected(self, seconds: float | None = None) -> bool:
         try:
-            await asyncio.wait_for(self._connected.wait(), seconds)
+            async with asyncio.timeout(seconds):  # not wait_for: see OutboxRelay._run
+                await self._connected.wait()
         except TimeoutError:
             return False
         return True

@@ -171,8 +171,11 @@ class OutboxRelay:
     async def _run(self) -> None:
         purge_every, rounds = 100, 0
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancellation
+            # that arrives as the event is set, and stop() would wait for this task forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                async with asyncio.timeout(self._poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
             if not self._broker.is_connected:
                 continue

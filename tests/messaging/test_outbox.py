@@ -205,3 +205,18 @@ async def test_writes_succeed_while_the_broker_is_down_and_go_out_once_when_back
     assert sorted(collector.numbers) == list(range(20))
     assert set(collector.ids.values()) == {1}
     assert await pending_rows(pool) == 0
+
+
+async def test_stop_returns_when_a_wake_up_meets_the_cancellation(
+    pool: asyncpg.Pool, broker: Broker, infra: Infra, schema: str
+) -> None:
+    # A NOTIFY (or a broker reconnect) landing just as the service shuts down: the relay must
+    # still stop. (asyncio.wait_for on Python 3.11 lost such a cancellation and hung shutdown.)
+    relay = OutboxRelay(pool, broker, dsn=infra.database_url, schema=schema, poll_interval=60)
+    for _ in range(5):
+        relay.start()
+        await asyncio.sleep(0.05)  # the relay is waiting for a wake-up
+        relay.wake()
+        stopping = asyncio.create_task(relay.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=5)
+        assert stopping in done, "relay.stop() hangs"
