@@ -2,11 +2,19 @@
 
     .venv/bin/python bench/reservations.py [N=10000]
 
-Pre-loads N `order.placed` events (one SKU of 100, quantity 1, all from one bin) into the
-`inventory_order_consumer` queue of a namespace of its own, starts the inventory runtime and
-times the consumer until all N are handled (inbox row, reservation, ledger rows, stock update
-and outbox event committed, then acked). Then runs `../shared/bench/baseline_reserve.py` with
-the same N and prints both rates and their ratio. Knobs: INVENTORY_ORDER_BATCH_SIZE,
+What is measured: N `order.placed` events (one SKU of 100, quantity 1, all from one bin, one
+organization) are pre-loaded into the `inventory_order_consumer` queue of a namespace of its own;
+the clock starts when the inventory runtime starts and stops when the consumer has handled all
+N — each one with its own inbox row (dedup), reservation, reservation item, ledger row, stock
+update and outgoing `inventory.reservation.created` event in the outbox, committed before its
+ack. The outbox relay runs in the same process during the run (its publishing is not waited
+for). Defaults: batches of up to 50 per transaction, 3 workers in parallel, prefetch 300;
+batches of `order.placed` share the organization's stock lock and lock their bin items in id
+order, so the workers run side by side. The result is checked: `sum(reserved)` equals N and the
+ledger balances. Then
+`../shared/bench/baseline_reserve.py` (one transaction per message: inbox, conditional UPDATE,
+reservation INSERT; no ledger, outbox, retries or dead-lettering) runs with the same N on the
+same machine, and both rates and their ratio are printed. Knobs: INVENTORY_ORDER_BATCH_SIZE,
 INVENTORY_ORDER_PREFETCH, INVENTORY_ORDER_WORKERS; BASELINE_RESERVE (path of the baseline).
 """
 

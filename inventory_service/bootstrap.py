@@ -30,10 +30,12 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
         migrations=load_migrations("inventory", "inventory_service"),
         pool_size=max(10, settings.order_workers + 5),
     )
+    orders = OrderEventHandler(runtime.outbox)
     runtime.consume(
         TOPOLOGY.queue("inventory_order_consumer"),
         decode=decode_order,
-        handle=OrderEventHandler(runtime.outbox),
+        handle=orders,
+        prepare=orders.prepare,
         batch_size=settings.order_batch_size,
         prefetch=max(settings.order_prefetch, settings.order_batch_size),
         workers=settings.order_workers,

@@ -18,9 +18,10 @@ class Settings:
     #: How often the sweeper looks for holds past their expiry.
     sweep_interval_seconds: float = 30.0
     #: `inventory_order_consumer`: messages handled per transaction, in flight, in parallel.
-    order_batch_size: int = 100
+    #: (Batches of order.placed only run side by side; see the lock order in adapters/stock.py.)
+    order_batch_size: int = 50
     order_prefetch: int = 300
-    order_workers: int = 2
+    order_workers: int = 3
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -30,7 +31,7 @@ class Settings:
             api_keys=ApiKeys.from_env(env),
             port=int(env.get("INVENTORY_PORT", "8001")),
             sweep_interval_seconds=float(env.get("INVENTORY_SWEEP_INTERVAL_SECONDS", "30")),
-            order_batch_size=int(env.get("INVENTORY_ORDER_BATCH_SIZE", "100")),
+            order_batch_size=int(env.get("INVENTORY_ORDER_BATCH_SIZE", "50")),
             order_prefetch=int(env.get("INVENTORY_ORDER_PREFETCH", "300")),
-            order_workers=int(env.get("INVENTORY_ORDER_WORKERS", "2")),
+            order_workers=int(env.get("INVENTORY_ORDER_WORKERS", "3")),
         )

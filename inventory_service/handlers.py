@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from inventory_service.adapters import catalog, events, stock
 from inventory_service.adapters import reservations as store
 from inventory_service.domain import reservations as rules
 from inventory_service.domain.reservations import Action, Status
-from inventory_service.domain.stock import StockLevel, Wanted, allocate
+from inventory_service.domain.stock import Hold, StockLevel, Wanted, allocate
 from inventory_service.domain.transactions import Delta
 from inventory_service.operations import low_stock_alerts, run_bulk
 from messaging import db
@@ -136,27 +137,50 @@ def _status(reservation: store.Reservation | None) -> Status | None:
     return None if reservation is None else reservation.status
 
 
-async def on_placed(
-    conn: db.Connection, organization_id: str, event: OrderEvent[OrderPlacedData]
+def place(
+    batch: Batch, organization_id: str, event: OrderEvent[OrderPlacedData]
 ) -> list[OutgoingMessage]:
+    """`order.placed` against the batch's locked stock: decide, record the writes in the batch
+    (`Batch.write` sends them) and keep its view of stock and statuses current."""
     data = event.data
-    wanted = [Wanted(i.variant_id, i.quantity, i.preferred_warehouse_id) for i in data.items]
-    skus = sorted({w.variant_id for w in wanted})
-    status, levels = await stock.reservation_candidates(conn, organization_id, data.order_id, skus)
-    if rules.on_placed(None if status is None else Status(status)) is not Action.RESERVE:
+    key = (organization_id, data.order_id)
+    status = batch.statuses.get(key)
+    if rules.on_placed(status) is not Action.RESERVE:
         log.info("order.placed ignored", order_id=data.order_id, status=status)
         return []
+    wanted = [Wanted(i.variant_id, i.quantity, i.preferred_warehouse_id) for i in data.items]
+    allocation = allocate(wanted, batch.levels_for(organization_id, wanted))
+    reservation_id = uuid.uuid4()
+    if not allocation.complete:
+        batch.new.add(
+            reservation_id, organization_id, data.order_id, Status.FAILED, reason=INSUFFICIENT_STOCK
+        )
+        batch.statuses[key] = Status.FAILED
+        missing = [
+            ce.UnavailableItem(
+                variant_id=s.variant_id, requested=s.requested, available=s.available
+            )
+            for s in allocation.shortages
+        ]
+        return [events.reservation_failed(data.order_id, INSUFFICIENT_STOCK, missing)]
     placed_at = event.timestamp or datetime.now(UTC)
-    return await _reserve(
-        conn,
+    expires_at = placed_at + timedelta(minutes=data.reservation_ttl_minutes)
+    batch.new.add(
+        reservation_id,
         organization_id,
         data.order_id,
-        wanted,
-        levels,
-        existing=None,
-        commit=False,
-        expires_at=placed_at + timedelta(minutes=data.reservation_ttl_minutes),
+        Status.HELD,
+        expires_at=expires_at,
+        holds=allocation.holds,
     )
+    batch.statuses[key] = Status.HELD
+    changes = batch.reserve(allocation.holds)
+    items = [
+        ce.StockItem(variant_id=h.variant_id, warehouse_id=h.bin_name, quantity=h.quantity)
+        for h in allocation.holds
+    ]
+    created = events.reservation_created(str(reservation_id), data.order_id, items, expires_at)
+    return [created, *low_stock_alerts(changes)]
 
 
 async def on_confirmed(
@@ -302,8 +326,8 @@ async def on_return_received(
     return [events.stock_restocked(data.return_id, data.order_id, data.warehouse_id, restocked)]
 
 
+#: Order events other than `order.placed`: they read and write the database directly.
 _ON_EVENT: dict[type[Any], Any] = {
-    OrderPlacedData: on_placed,
     OrderConfirmedData: on_confirmed,
     OrderCancelledData: on_cancelled,
     OrderShippedData: on_shipped,
@@ -311,25 +335,156 @@ _ON_EVENT: dict[type[Any], Any] = {
 }
 
 
+class Batch:
+    """The order events of one consumer transaction and what they have decided so far.
+
+    `lock` takes the stock lock of the batch's organizations: shared when every event is an
+    `order.placed` (such batches run side by side), exclusively as soon as one is not (then the
+    batch runs alone in those organizations; see the lock order in adapters/stock.py). `load`
+    locks, in one statement and in id order, every bin item any event of the batch can touch,
+    then the reservations of its orders. `order.placed` — the hot path — is decided against
+    that locked state kept here; its writes (reservations, items, ledger rows, reserved
+    quantities) go out in one statement for the whole batch. Every other event first has them
+    written, then works on the database itself, after which the state is loaded again before
+    the next placement.
+    Outgoing messages of the batch are added to the outbox in one call, in event order."""
+
+    def __init__(self, conn: db.Connection, batch_events: Sequence[OrderEvent[Any]]) -> None:
+        self.conn = conn
+        self.events = list(batch_events)
+        self._members = {id(e) for e in self.events}
+        skus: set[tuple[str, str]] = set()
+        holders: set[tuple[str, str]] = set()
+        orders: set[tuple[str, str]] = set()
+        self._organizations: set[str] = set()
+        self._only_placements = True
+        for event in self.events:
+            organization = event.organization_id
+            data = event.data
+            if not organization or type(data) not in _ALL_EVENTS:
+                continue
+            self._organizations.add(organization)
+            self._only_placements &= isinstance(data, OrderPlacedData)
+            if isinstance(data, OrderPlacedData | OrderConfirmedData):
+                skus.update((organization, i.variant_id) for i in data.items)
+            elif isinstance(data, ReturnReceivedData):
+                skus.update((organization, i.variant_id) for i in data.returned_items)
+            if not isinstance(data, ReturnReceivedData):  # returns touch no reservation
+                orders.add((organization, data.order_id))
+                if not isinstance(data, OrderPlacedData):
+                    holders.add((organization, data.order_id))
+        self._skus = sorted(skus)
+        self._holders = sorted(holders)
+        self._orders = sorted(orders)
+        self.levels: dict[int, StockLevel] = {}
+        self._usable: dict[tuple[str, str], list[int]] = {}
+        self.statuses: dict[tuple[str, str], Status] = {}
+        self.current = False
+        self.new = store.NewReservations()
+        self.messages: list[OutgoingMessage] = []
+
+    def owns(self, conn: db.Connection, event: OrderEvent[Any]) -> bool:
+        return conn is self.conn and id(event) in self._members
+
+    def is_last(self, event: OrderEvent[Any]) -> bool:
+        return event is self.events[-1]
+
+    async def lock(self) -> None:
+        """The organizations' stock locks, once per transaction, before any row lock."""
+        await stock.lock_organizations(self.conn, self._organizations, shared=self._only_placements)
+
+    async def load(self) -> None:
+        """Lock (bin items in id order, then reservations) and read the batch's state."""
+        assert not self.new, "write the pending reservations first"
+        locked = await stock.lock_for_orders(self.conn, self._skus, self._holders)
+        statuses = await store.lock_for_orders(self.conn, self._orders) if self._orders else {}
+        self.levels = {item.level.bin_item_id: item.level for item in locked}
+        self._usable = defaultdict(list)
+        for item in locked:
+            if item.usable:
+                self._usable[(item.organization_id, item.level.sku_id)].append(
+                    item.level.bin_item_id
+                )
+        self.statuses = statuses
+        self.current = True
+
+    def levels_for(self, organization_id: str, wanted: Sequence[Wanted]) -> list[StockLevel]:
+        skus = dict.fromkeys(w.variant_id for w in wanted)
+        return [
+            self.levels[i] for sku in skus for i in self._usable.get((organization_id, sku), ())
+        ]
+
+    def reserve(self, holds: Sequence[Hold]) -> list[stock.Change]:
+        changes = []
+        for hold in holds:
+            before = self.levels[hold.bin_item_id]
+            after = before.with_reserved(before.reserved + hold.quantity)
+            self.levels[hold.bin_item_id] = after
+            changes.append(stock.Change(after, before.atp))
+        return changes
+
+    async def write(self) -> None:
+        """Send the pending reservations; the database must agree with what was decided."""
+        if not self.new:
+            return
+        expected = {h.bin_item_id for _, _, _, h in self.new.holds}
+        reserved = await store.insert_many(self.conn, self.new)
+        if set(reserved) != expected or any(
+            self.levels[i].reserved != value for i, value in reserved.items()
+        ):
+            raise stock.LedgerError(f"bin items {sorted(expected)} changed under their lock")
+        self.new = store.NewReservations()
+
+
+_ALL_EVENTS = frozenset({OrderPlacedData, *_ON_EVENT})
+_BATCH: ContextVar[Batch | None] = ContextVar("inventory_order_batch", default=None)
+
+
 class OrderEventHandler:
-    """`inventory_order_consumer`: one order event, in the consumer's transaction."""
+    """`inventory_order_consumer`: the order events of one consumer transaction.
+
+    `prepare` (the consumer's hook, once per transaction) locks what the batch touches; the
+    handler is then called per event, in order, and the last one writes what is still pending
+    and adds the batch's outgoing messages to the outbox — all before the commit and acks."""
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
 
+    async def prepare(self, conn: db.Connection, batch_events: list[OrderEvent[Any]]) -> None:
+        batch = Batch(conn, batch_events)
+        await batch.lock()
+        await batch.load()
+        _BATCH.set(batch)
+
     async def __call__(
         self, conn: db.Connection, delivery: Delivery, event: OrderEvent[Any]
     ) -> None:
-        handle = _ON_EVENT.get(type(event.data))
-        if handle is None:
+        batch = _BATCH.get()
+        if batch is None or not batch.owns(conn, event):  # not prepared: a batch of one
+            await self.prepare(conn, [event])
+            batch = _BATCH.get()
+            assert batch is not None
+        await self._handle(batch, delivery, event)
+        if batch.is_last(event):
+            _BATCH.set(None)
+            await batch.write()
+            await self._outbox.add(conn, *batch.messages)
+
+    async def _handle(self, batch: Batch, delivery: Delivery, event: OrderEvent[Any]) -> None:
+        data = event.data
+        if type(data) not in _ALL_EVENTS:
             log.info("order event not for inventory", event_name=event.event)
             return
         if not event.organization_id:
             raise PermanentError(f"{event.event} {delivery.message_id} has no organization_id")
-        if handle is not on_placed:  # the hot path takes the lock in its first query
-            await stock.lock_organization(conn, event.organization_id)
-        messages = await handle(conn, event.organization_id, event)
-        await self._outbox.add(conn, *messages)
+        if isinstance(data, OrderPlacedData):
+            if not batch.current:
+                await batch.load()
+            batch.messages += place(batch, event.organization_id, event)
+            return
+        await batch.write()
+        batch.current = False
+        batch.messages += await _ON_EVENT[type(data)](batch.conn, event.organization_id, event)
 
 
 class BulkTransactionHandler:
@@ -357,9 +512,9 @@ class BulkTransactionHandler:
 
 
 class ExpirySweeper:
-    """Releases holds past their expiry (reason `expired`). Safe with several replicas: each
-    organization is handled under its stock lock and the due rows are re-checked and locked
-    with SKIP LOCKED, so a hold is released once."""
+    """Releases holds past their expiry (reason `expired`). Safe with several replicas and with
+    the consumer: it takes each organization's stock lock exclusively, then re-checks and locks
+    the due rows with SKIP LOCKED, so a hold is released once."""
 
     def __init__(self, pool: db.Pool, outbox: Outbox, *, batch: int = 200) -> None:
         self._pool = pool

@@ -1,7 +1,8 @@
 """Units of work shared by the HTTP routes and the bulk-transaction consumer.
 
-Each runs inside the caller's transaction, takes the organization's stock lock before touching
-quantities, changes quantities only through the ledger and returns the messages to publish.
+Each runs inside the caller's transaction, takes the organization's stock lock (exclusively: see
+the lock order in adapters/stock.py) before touching quantities, changes quantities only through
+the ledger and returns the messages to publish.
 """
 
 from __future__ import annotations

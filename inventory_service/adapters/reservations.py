@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -148,6 +148,109 @@ async def insert_holding(
         raise LedgerError(f"bin items of {holds} not all found")
     changes = [Change(level_of(r), level_of(r).atp + r["quantity"]) for r in rows]
     return reservation_id, changes
+
+
+async def lock_for_orders(
+    conn: db.Connection, orders: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Status]:
+    """Lock (in id order) the reservations of these (organization, order) pairs; returns their
+    statuses. Orders without one are absent (a concurrent insert meets the unique key)."""
+    rows = await conn.fetch(
+        "SELECT organization_id, order_id, status FROM reservations"
+        " WHERE (organization_id, order_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        " ORDER BY id FOR UPDATE",
+        [organization for organization, _ in orders],
+        [order for _, order in orders],
+    )
+    return {(r["organization_id"], r["order_id"]): Status(r["status"]) for r in rows}
+
+
+@dataclass(slots=True)
+class NewReservations:
+    """Reservations decided by a batch's handlers, written together by `insert_many`."""
+
+    ids: list[uuid.UUID] = field(default_factory=list)
+    organization_ids: list[str] = field(default_factory=list)
+    order_ids: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    reasons: list[str | None] = field(default_factory=list)
+    expires_at: list[datetime | None] = field(default_factory=list)
+    holds: list[tuple[uuid.UUID, str, str, Hold]] = field(default_factory=list)
+
+    def add(
+        self,
+        reservation_id: uuid.UUID,
+        organization_id: str,
+        order_id: str,
+        status: Status,
+        *,
+        reason: str | None = None,
+        expires_at: datetime | None = None,
+        holds: Sequence[Hold] = (),
+    ) -> None:
+        self.ids.append(reservation_id)
+        self.organization_ids.append(organization_id)
+        self.order_ids.append(order_id)
+        self.statuses.append(status.value)
+        self.reasons.append(reason)
+        self.expires_at.append(expires_at)
+        self.holds += [(reservation_id, organization_id, order_id, h) for h in holds]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+_INSERT_MANY = """
+WITH reservation AS (
+    INSERT INTO reservations (id, organization_id, order_id, status, reason, expires_at)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::timestamptz[])
+), hold AS (
+    SELECT * FROM unnest($7::uuid[], $8::text[], $9::text[], $10::bigint[], $11::text[],
+        $12::text[], $13::int[])
+        AS h (reservation_id, organization_id, order_id, bin_item_id, variant_id, warehouse_id,
+            quantity)
+), items AS (
+    INSERT INTO reservation_items (reservation_id, bin_item_id, variant_id, warehouse_id, quantity)
+    SELECT reservation_id, bin_item_id, variant_id, warehouse_id, quantity FROM hold
+), ledger AS (
+    INSERT INTO stock_movements (organization_id, bin_item_id, kind, reserved_delta, order_id,
+        reservation_id)
+    SELECT organization_id, bin_item_id, 'reserve', quantity, order_id, reservation_id FROM hold
+), total AS (
+    SELECT organization_id, bin_item_id, sum(quantity)::int AS quantity FROM hold
+    GROUP BY organization_id, bin_item_id
+)
+UPDATE bin_items bi SET reserved = bi.reserved + t.quantity, updated_at = now()
+FROM total t
+WHERE bi.id = t.bin_item_id AND bi.organization_id = t.organization_id
+RETURNING bi.id, bi.reserved
+"""
+
+
+async def insert_many(conn: db.Connection, new: NewReservations) -> dict[int, int]:
+    """The reservations with their items, ledger rows and reserved quantities: ONE statement.
+    Returns each changed bin item's `reserved` afterwards."""
+    if not new:
+        return {}
+    holds = new.holds
+    rows = await conn.fetch(
+        _INSERT_MANY,
+        new.ids,
+        new.organization_ids,
+        new.order_ids,
+        new.statuses,
+        new.reasons,
+        new.expires_at,
+        [reservation_id for reservation_id, _, _, _ in holds],
+        [organization for _, organization, _, _ in holds],
+        [order for _, _, order, _ in holds],
+        [h.bin_item_id for _, _, _, h in holds],
+        [h.variant_id for _, _, _, h in holds],
+        [h.bin_name for _, _, _, h in holds],
+        [h.quantity for _, _, _, h in holds],
+    )
+    return {r["id"]: r["reserved"] for r in rows}
 
 
 async def held_items(conn: db.Connection, reservation_id: uuid.UUID) -> list[HeldItem]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,15 +33,72 @@ def level_of(row: asyncpg.Record) -> StockLevel:
     )
 
 
-async def lock_organization(conn: db.Connection, organization_id: str) -> None:
-    """Every transaction that changes an organization's stock takes this lock first.
+# Lock order, the same everywhere, so that no two transactions wait for each other in a circle:
+# (1) the advisory lock of each organization involved, in sorted order; (2) bin items; (3)
+# reservation rows. Batches of `order.placed` events — the hot path — take (1) shared and lock
+# every bin item they can touch in ONE statement, in id order, so that any number of them run
+# side by side. Every other change to an organization's stock (the other order events, HTTP
+# commands, bulk requests, the expiry sweeper) takes (1) exclusively: it runs alone in that
+# organization, after the placements in flight have committed, and may lock rows in any order.
 
-    Consumers handle batches of messages in one transaction, each locking its own rows; without
-    one lock taken first, two batches could lock the same rows in opposite orders and deadlock.
-    """
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('inventory:' || $1::text))", organization_id
+
+async def lock_organizations(
+    conn: db.Connection, organization_ids: Iterable[str], *, shared: bool = False
+) -> None:
+    """Take the organizations' stock locks (transaction-level), in sorted order."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    for organization_id in sorted(set(organization_ids)):
+        await conn.execute(
+            f"SELECT {function}(hashtext('inventory:' || $1::text))", organization_id
+        )
+
+
+async def lock_organization(conn: db.Connection, organization_id: str) -> None:
+    """The organization's stock lock, exclusively: see the lock order above."""
+    await lock_organizations(conn, [organization_id])
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """A bin item locked for a batch of order events; `usable` if its bin and itself are
+    active (only those take new holds)."""
+
+    organization_id: str
+    usable: bool
+    level: StockLevel
+
+
+_LOCK_FOR_ORDERS = f"""
+SELECT bi.organization_id, (b.deleted_at IS NULL AND b.status = 1 AND bi.status = 1) AS usable,
+    {_LEVEL_COLUMNS}
+FROM bin_items bi JOIN bins b ON b.id = bi.bin_id
+WHERE bi.id IN (
+    SELECT id FROM bin_items
+    WHERE (organization_id, sku_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+    UNION
+    SELECT ri.bin_item_id FROM reservation_items ri JOIN reservations r ON r.id = ri.reservation_id
+    WHERE ri.active AND (r.organization_id, r.order_id) IN
+        (SELECT * FROM unnest($3::text[], $4::text[]))
+)
+ORDER BY bi.id FOR UPDATE OF bi
+"""
+
+
+async def lock_for_orders(
+    conn: db.Connection,
+    skus: Sequence[tuple[str, str]],
+    holders: Sequence[tuple[str, str]] = (),
+) -> list[Locked]:
+    """In one statement and in id order, lock every bin item of these (organization, SKU)
+    pairs and every bin item held by the reservations of these (organization, order) pairs."""
+    rows = await conn.fetch(
+        _LOCK_FOR_ORDERS,
+        [organization for organization, _ in skus],
+        [sku for _, sku in skus],
+        [organization for organization, _ in holders],
+        [order for _, order in holders],
     )
+    return [Locked(r["organization_id"], r["usable"], level_of(r)) for r in rows]
 
 
 async def levels_for_skus(
@@ -57,22 +114,6 @@ async def levels_for_skus(
         list(skus),
     )
     return [level_of(r) for r in rows]
-
-
-async def reservation_candidates(
-    conn: db.Connection, organization_id: str, order_id: str, skus: Sequence[str]
-) -> tuple[str | None, list[StockLevel]]:
-    """In one round trip: the organization's stock lock, the order's reservation status (None
-    if it has none) and, if none, its SKUs' active bin items locked in id order."""
-    rows = await conn.fetch(
-        "SELECT * FROM reservation_candidates($1, $2, $3::text[])",
-        organization_id,
-        order_id,
-        list(skus),
-    )
-    if rows and rows[0]["status"] is not None:
-        return rows[0]["status"], []
-    return None, [level_of(r) for r in rows]
 
 
 async def level_in_bin(

@@ -26,6 +26,19 @@ class StockLevel:
     def atp(self) -> int:
         return self.on_hand - self.reserved
 
+    def with_reserved(self, reserved: int) -> StockLevel:
+        return StockLevel(
+            self.bin_item_id,
+            self.bin_name,
+            self.sku_id,
+            self.on_hand,
+            reserved,
+            self.back_ordered,
+            self.pre_ordered,
+            self.low_stock_threshold,
+            self.out_of_stock_threshold,
+        )
+
     @property
     def display_status(self) -> str:
         return display_status(
