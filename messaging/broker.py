@@ -41,6 +41,18 @@ _CONNECT_ERRORS = (
 #: A connection that lived this long was healthy: the next loss starts backing off from scratch.
 _STABLE_AFTER = 30.0
 
+#: How long closing a channel or a connection may take. A broker that stopped answering (say, a
+#: half-open TCP connection) never sends its close-ok: it must not hold up a shutdown.
+CLOSE_TIMEOUT = 5.0
+
+
+async def close_quietly(closable: AbstractChannel | AbstractConnection) -> None:
+    """Close `closable`, giving up after CLOSE_TIMEOUT; errors are ignored (the peer may be
+    gone already)."""
+    with contextlib.suppress(Exception):  # TimeoutError included
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await closable.close()
+
 
 def _is_connect_error(exc: BaseException) -> bool:
     return isinstance(exc, _CONNECT_ERRORS)
@@ -105,8 +117,7 @@ class Broker:
     async def close(self) -> None:
         self._stopping = True
         if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
+            await close_quietly(self._connection)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,14 +193,12 @@ class Broker:
             except Exception as exc:
                 log.warning("disconnect callback failed", error=repr(exc))
         if connection is not None and not connection.is_closed:
-            with contextlib.suppress(Exception):
-                await connection.close()
+            await close_quietly(connection)
 
     async def reconnect(self) -> None:
         """Drop the connection so that the supervisor builds everything again."""
         if self._connection is not None:
-            with contextlib.suppress(Exception):
-                await self._connection.close()
+            await close_quietly(self._connection)
 
     # -- publishing ------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from tenacity import (
 
 from contracts.topology import Queue
 from messaging import db, metrics
+from messaging.broker import close_quietly
 from messaging.errors import PermanentError
 from messaging.logs import get_logger
 from messaging.message import Delivery
@@ -154,8 +155,7 @@ class Consumer(Generic[T]):
                 await task
         self._tasks = []
         if self._channel is not None and not self._channel.is_closed:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
+            await close_quietly(self._channel)
         await self.detach()
 
     # -- the work loop ----------------------------------------------------------------------------
