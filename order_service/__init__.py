@@ -1,0 +1,1 @@
+"""order_service: carts, checkout, orders, payments, fulfillment, shipments, returns, invoices."""
