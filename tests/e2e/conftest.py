@@ -20,7 +20,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from messaging.cli import SERVICES
-from tests.support import eventually
+from messaging.settings import RuntimeSettings
+from tests.support import Infra, eventually, remove_namespace, unique
 
 
 def free_port() -> int:
@@ -98,7 +99,20 @@ class System:
 
 
 @pytest.fixture(scope="session")
-async def system(service_env: dict[str, str], mail: tuple[MailSink, int]) -> AsyncIterator[System]:
+async def e2e_settings(infra: Infra) -> AsyncIterator[RuntimeSettings]:
+    """A namespace of the end-to-end system's own: its service processes must not compete with
+    the in-process services of the other tests for the session namespace's queues."""
+    settings = RuntimeSettings(
+        amqp_url=infra.amqp_url, database_url=infra.database_url, namespace=unique("e")
+    )
+    yield settings
+    await remove_namespace(settings)
+
+
+@pytest.fixture(scope="session")
+async def system(
+    service_env: dict[str, str], e2e_settings: RuntimeSettings, mail: tuple[MailSink, int]
+) -> AsyncIterator[System]:
     missing = [name for name, entry in SERVICES.items() if not entry.present]
     if missing:
         pytest.skip(f"services not in this build yet: {', '.join(missing)}")
@@ -106,6 +120,7 @@ async def system(service_env: dict[str, str], mail: tuple[MailSink, int]) -> Asy
     env = {
         **os.environ,
         **service_env,
+        "COMMERCE_NAMESPACE": e2e_settings.namespace,
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "LOG_LEVEL": "WARNING",
