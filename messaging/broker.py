@@ -24,6 +24,7 @@ from messaging import topology as declare
 from messaging.errors import BrokerUnavailable, PublishRejected
 from messaging.logs import get_logger, redact
 from messaging.message import OutgoingMessage
+from messaging.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -119,9 +120,7 @@ class Broker:
         if self._connection is not None:
             await close_quietly(self._connection)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def _supervise(self) -> None:

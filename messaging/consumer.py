@@ -18,7 +18,6 @@ written to `dead_letters` with the reason and acknowledged, and the consumer goe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from messaging.broker import close_quietly
 from messaging.errors import PermanentError
 from messaging.logs import get_logger
 from messaging.message import Delivery
+from messaging.tasks import cancel_and_wait
 from messaging.topology import declare_queue
 
 log = get_logger(__name__)
@@ -148,11 +148,7 @@ class Consumer(Generic[T]):
             self._buffer.get_nowait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         if self._channel is not None and not self._channel.is_closed:
             await close_quietly(self._channel)

@@ -22,6 +22,7 @@ from messaging.broker import Broker
 from messaging.errors import BrokerUnavailable
 from messaging.logs import get_logger
 from messaging.message import OutgoingMessage
+from messaging.tasks import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -139,11 +140,7 @@ class OutboxRelay:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _listen(self) -> None:

@@ -14,7 +14,6 @@ outbox. Every consumer queue of the service also gets a drain for its broker dea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -29,8 +28,12 @@ from messaging.dead_letters import drain_consumer
 from messaging.logs import get_logger
 from messaging.outbox import Outbox, OutboxRelay
 from messaging.settings import RuntimeSettings
+from messaging.tasks import cancel_and_wait, suspended_at
 
 log = get_logger(__name__)
+
+#: How long stopping waits for borrowed Postgres connections before closing them by force.
+POOL_CLOSE_TIMEOUT = 10.0
 
 
 class ServiceRuntime:
@@ -171,11 +174,25 @@ class ServiceRuntime:
             await consumer.detach()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        watchdog = asyncio.create_task(self._report_slow_stop(), name="runtime-stop-watchdog")
+        try:
+            await self._stop()
+        finally:
+            watchdog.cancel()
+        log.info("runtime stopped", schema=self.schema)
+
+    async def _report_slow_stop(self, after: float = 15.0) -> None:
+        """A stop that takes long is logged with what the process still waits for."""
+        await asyncio.sleep(after)
+        waiting = [
+            f"{task.get_name()} at {suspended_at(task)}"
+            for task in asyncio.all_tasks()
+            if task is not asyncio.current_task() and not task.done()
+        ]
+        log.warning("runtime still stopping", after_seconds=after, waiting=sorted(waiting))
+
+    async def _stop(self) -> None:
+        await cancel_and_wait(self._tasks)
         # Side by side: each may wait up to CLOSE_TIMEOUT for a broker that stopped answering.
         await asyncio.gather(*(consumer.stop() for consumer in self.consumers.values()))
         if self._relay is not None:
@@ -183,8 +200,12 @@ class ServiceRuntime:
         if self._broker is not None:
             await self._broker.close()
         if self._pool is not None:
-            await self._pool.close()
-        log.info("runtime stopped", schema=self.schema)
+            try:
+                async with asyncio.timeout(POOL_CLOSE_TIMEOUT):
+                    await self._pool.close()  # waits for borrowed connections to come back
+            except TimeoutError:
+                log.warning("postgres connections still borrowed at stop; terminating them")
+                self._pool.terminate()
 
     async def ready(self) -> dict[str, bool]:
         """What `/ready` reports: can we reach Postgres and RabbitMQ right now."""

@@ -4,6 +4,7 @@ session, a real SMTP sink for the mail."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import socket
@@ -22,6 +23,17 @@ from aiosmtpd.controller import Controller
 from messaging.cli import SERVICES
 from messaging.settings import RuntimeSettings
 from tests.support import Infra, eventually, remove_namespace, unique
+
+
+def _die_with_the_tests() -> None:
+    """In the child, before exec: on Linux, SIGTERM when the test process dies (even by
+    SIGKILL), so no service outlives an interrupted run and keeps consuming its queues."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -73,6 +85,7 @@ class System:
                 port,
             ],
             env=self.env,
+            preexec_fn=_die_with_the_tests,
         )
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
