@@ -12,7 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.plugins.prometheus import PrometheusConfig
 
 from messaging.runtime import ServiceRuntime
-from messaging.web import EXCEPTION_HANDLERS, ApiKeys, OperationsController
+from messaging.web import EXCEPTION_HANDLERS, ApiKeys, OperationsController, strict_body
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -38,6 +38,7 @@ def create_app(
         on_startup=[runtime.start],
         on_shutdown=[runtime.stop],
         exception_handlers=dict(EXCEPTION_HANDLERS),
+        before_request=strict_body,
         openapi_config=OpenAPIConfig(
             title=title, version="1.0.0", description=description, path="/schema"
         ),
