@@ -13,9 +13,13 @@ from contracts.topology import ECOMM, ORDER_EVENTS
 from messaging.message import OutgoingMessage
 
 
-def order_event(event: OrderEvent[Any], *, app_id: str) -> OutgoingMessage:
-    """An `order_events` event; its routing key is the event name."""
-    order_id = getattr(event.data, "order_id", None)
+def order_event(
+    event: OrderEvent[Any], *, app_id: str, order_id: str | None = None
+) -> OutgoingMessage:
+    """An `order_events` event; its routing key is the event name. The correlation id is the
+    order the event is about: `order_id` when given (shipment, return and invoice events do not
+    carry it in their data), else the data's own `order_id`."""
+    order_id = order_id or getattr(event.data, "order_id", None)
     kwargs: dict[str, Any] = {}
     if event.id is not None:
         kwargs["message_id"] = str(event.id)

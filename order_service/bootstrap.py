@@ -36,10 +36,12 @@ def build_runtime(settings: Settings) -> tuple[ServiceRuntime, Context]:
         pool_size=settings.pool_size,
     )
     ctx = Context(outbox=runtime.outbox, settings=settings)
+    reservations = InventoryHandler(ctx)
     runtime.consume(
         TOPOLOGY.queue("order_inventory_consumer"),
         decode=decode_inventory,
-        handle=InventoryHandler(ctx),
+        handle=reservations,
+        prepare=reservations.prepare,
         prefetch=50,
         batch_size=10,
     )

@@ -20,6 +20,7 @@ from contracts.bookworm import (
     new_bookworm,
 )
 from messaging import db
+from messaging.logs import get_logger
 from messaging.message import OutgoingMessage
 from messaging.outbox import Outbox
 from messaging.web import InvalidInput, NotFound
@@ -45,6 +46,7 @@ from order_service.domain.states import (
 )
 
 Record = asyncpg.Record
+log = get_logger(__name__)
 
 
 def utcnow() -> datetime:
@@ -467,6 +469,10 @@ async def reservation_created(
     conn: db.Connection, ctx: Context, order: Record, reservation_id: str, items: list[Any]
 ) -> None:
     """Stock is held. Confirms the order when it is already paid. `order` locked."""
+    if OrderStatus(order["status"]) is OrderStatus.CANCELLED:
+        # Inventory releases it on `order.cancelled`; the order keeps no trace of the hold.
+        log.info("reservation for a cancelled order", order_id=str(order["id"]))
+        return
     reserved = [
         {"variant_id": i.variant_id, "warehouse_id": i.warehouse_id, "quantity": i.quantity}
         for i in items
@@ -579,6 +585,7 @@ async def pack(
     unpicked = [str(i["id"]) for i in items if i["quantity_picked"] < i["quantity"]]
     if unpicked:
         raise RuleViolation(f"items not picked yet: {', '.join(unpicked)}", field="order_item_id")
+    weight = rules.weight(data.total_weight)
     at = utcnow()
     order = await repo.update(
         conn,
@@ -586,14 +593,14 @@ async def pack(
         order_id,
         status=status.value,
         package_count=data.package_count,
-        total_weight=data.total_weight,
+        total_weight=weight,
         packed_by=data.packed_by,
         packed_at=at,
     )
     packed = ev.FulfillmentPackedData(
         order_id=str(order_id),
         package_count=data.package_count,
-        total_weight=data.total_weight,
+        total_weight=weight,
         packed_by=data.packed_by,
         packed_at=at,
     )
@@ -649,7 +656,8 @@ async def _lock_shipment(
 async def create_label(
     conn: db.Connection, ctx: Context, org: str, shipment_id: uuid.UUID, data: s.LabelIn
 ) -> Any:
-    _, shipment = await _lock_shipment(conn, org, shipment_id)
+    order, shipment = await _lock_shipment(conn, org, shipment_id)
+    ORDER.apply(OrderStatus(order["status"]), "create_label")
     status = SHIPMENT.apply(ShipmentStatus(shipment["status"]), "create_label")
     at = utcnow()
     tracking = data.tracking_number or f"TRK{uuid.uuid4().hex[:12].upper()}"
@@ -670,7 +678,9 @@ async def create_label(
         label_url=label_url,
         carrier_cost=cost,
     )
-    await ctx.publish(conn, order_event("shipment.label_created", org, label, at=at))
+    await ctx.publish(
+        conn, order_event("shipment.label_created", org, label, at=at, order_id=order["id"])
+    )
     return views.raw(views.shipment(shipment))
 
 
@@ -715,7 +725,7 @@ async def dispatch(
     )
     await ctx.publish(
         conn,
-        order_event("shipment.dispatched", org, dispatched, at=at),
+        order_event("shipment.dispatched", org, dispatched, at=at, order_id=order["id"]),
         order_event("order.shipped", org, shipped, at=at),
     )
     return views.raw(views.shipment(shipment))
@@ -724,7 +734,7 @@ async def dispatch(
 async def track(
     conn: db.Connection, ctx: Context, org: str, shipment_id: uuid.UUID, data: s.TrackingIn
 ) -> Any:
-    _, shipment = await _lock_shipment(conn, org, shipment_id)
+    order, shipment = await _lock_shipment(conn, org, shipment_id)
     status = SHIPMENT.apply(ShipmentStatus(shipment["status"]), "track")
     shipment = await repo.update(
         conn,
@@ -740,7 +750,7 @@ async def track(
         current_location=data.current_location,
         status_description=data.status_description,
     )
-    await ctx.publish(conn, order_event("shipment.in_transit", org, moving))
+    await ctx.publish(conn, order_event("shipment.in_transit", org, moving, order_id=order["id"]))
     return views.raw(views.shipment(shipment))
 
 
@@ -787,7 +797,7 @@ async def deliver(
     )
     await ctx.publish(
         conn,
-        order_event("shipment.delivered", org, delivered, at=at),
+        order_event("shipment.delivered", org, delivered, at=at, order_id=order["id"]),
         order_event("order.delivered", org, order_delivered, at=at),
         bookworm(complete),
     )
@@ -886,7 +896,9 @@ async def approve_return(
         return_shipping_label_url=label_url,
         refund_amount=amount,
     )
-    await ctx.publish(conn, order_event("return.approved", org, approved, at=at))
+    await ctx.publish(
+        conn, order_event("return.approved", org, approved, at=at, order_id=order["id"])
+    )
     return views.raw(views.return_(row, await repo.return_items(conn, return_id)))
 
 
@@ -895,6 +907,13 @@ async def receive_return(
 ) -> Any:
     _, row = await _lock_return(conn, org, return_id)
     status = RETURN.apply(ReturnStatus(row["status"]), "receive")
+    authorized: dict[str, int] = {}
+    for line in await repo.return_items(conn, return_id):
+        authorized[line["variant_id"]] = authorized.get(line["variant_id"], 0) + line["quantity"]
+    received_qty: dict[str, int] = {}
+    for item in data.returned_items:
+        received_qty[item.variant_id] = received_qty.get(item.variant_id, 0) + item.quantity
+    rules.check_received(received_qty, authorized)
     at = utcnow()
     returned = [
         ev.ReturnedItem(
@@ -953,7 +972,7 @@ async def refund_return(
     )
     await ctx.publish(
         conn,
-        order_event("return.refunded", org, refunded, at=at),
+        order_event("return.refunded", org, refunded, at=at, order_id=order["id"]),
         await _refund_payment(conn, order, amount, "customer_return", at),
     )
     return views.raw(views.return_(row, await repo.return_items(conn, return_id)))
@@ -994,7 +1013,9 @@ async def send_invoice(
         pdf_url=ctx.pdf_url(invoice_id),
         sent_at=at,
     )
-    await ctx.publish(conn, order_event("invoice.sent", org, sent, at=at))
+    await ctx.publish(
+        conn, order_event("invoice.sent", org, sent, at=at, order_id=invoice["order_id"])
+    )
     return views.raw(views.invoice(invoice, ctx.pdf_url(invoice_id)))
 
 

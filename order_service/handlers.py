@@ -51,6 +51,12 @@ class InventoryHandler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
+    async def prepare(self, conn: db.Connection, events: list[ce.CloudEvent[Any]]) -> None:
+        """A batch locks its orders up front, in id order: two replicas' batches naming the
+        same orders never wait for each other in a circle."""
+        ids = {_uuid(getattr(e.data, "order_id", "")) for e in events}
+        await repo.lock_orders(conn, sorted(i for i in ids if i is not None))
+
     async def __call__(
         self, conn: db.Connection, delivery: Delivery, event: ce.CloudEvent[Any]
     ) -> None:

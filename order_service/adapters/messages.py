@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -17,11 +18,19 @@ SERVICE = "order_service"
 
 
 def order_event(
-    name: str, organization_id: str, data: msgspec.Struct, *, at: datetime | None = None
+    name: str,
+    organization_id: str,
+    data: msgspec.Struct,
+    *,
+    at: datetime | None = None,
+    order_id: uuid.UUID | None = None,
 ) -> OutgoingMessage:
-    """An `order_events` envelope (SPEC §2.1) for the caller's organization."""
+    """An `order_events` envelope (SPEC §2.1) for the caller's organization; `order_id` for
+    the events whose data does not name their order (it becomes the correlation id)."""
     return envelopes.order_event(
-        new_order_event(name, organization_id, data, timestamp=at), app_id=SERVICE
+        new_order_event(name, organization_id, data, timestamp=at),
+        app_id=SERVICE,
+        order_id=None if order_id is None else str(order_id),
     )
 
 

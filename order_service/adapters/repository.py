@@ -198,6 +198,14 @@ async def get_order(
     )
 
 
+async def lock_orders(conn: db.Connection, order_ids: list[uuid.UUID]) -> None:
+    """Lock these orders in the order given (callers sort them)."""
+    if order_ids:
+        await conn.execute(
+            "SELECT id FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", order_ids
+        )
+
+
 async def order_items(conn: db.Connection, order_id: uuid.UUID) -> list[Record]:
     rows: list[Record] = await conn.fetch(
         "SELECT * FROM order_items WHERE order_id = $1 ORDER BY line", order_id

@@ -10,11 +10,17 @@ from order_service.domain.errors import RuleViolation
 from order_service.domain.states import OrderStatus, ReservationStatus
 
 CENT = Decimal("0.01")
+GRAM = Decimal("0.001")
 
 
 def money(amount: Decimal) -> Decimal:
     """Two decimal places, so amounts always travel as JSON numbers like 125.50."""
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def weight(kilograms: Decimal) -> Decimal:
+    """Grams precision, so weights always travel as JSON numbers with a fraction (2.500)."""
+    return kilograms.quantize(GRAM, rounding=ROUND_HALF_UP)
 
 
 def human_number(kind: str, year: int, sequence: int) -> str:
@@ -61,6 +67,18 @@ def check_refund(paid: Decimal, refunded: Decimal, amount: Decimal) -> None:
         raise RuleViolation(
             f"refund of {amount} exceeds what is left to refund ({left})", field="refund_amount"
         )
+
+
+def check_received(received: Mapping[str, int], authorized: Mapping[str, int]) -> None:
+    """What arrives back is what the RMA authorized: its variants, at most its quantities (no
+    restock of goods the customer never returned)."""
+    for variant_id, quantity in received.items():
+        allowed = authorized.get(variant_id, 0)
+        if quantity > allowed:
+            raise RuleViolation(
+                f"the return authorizes {allowed} of {variant_id}, not {quantity}",
+                field="returned_items",
+            )
 
 
 def check_pick(ordered: int, picked: int, picking: int) -> None:

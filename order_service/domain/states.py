@@ -116,6 +116,7 @@ ORDER: Machine[OrderStatus] = Machine(
         "pick": move([OS.PROCESSING]),
         "pack": move([OS.PROCESSING], OS.PACKED),
         "create_shipment": move([OS.CONFIRMED, OS.PROCESSING, OS.PACKED]),
+        "create_label": move([OS.CONFIRMED, OS.PROCESSING, OS.PACKED]),
         "ship": move([OS.CONFIRMED, OS.PROCESSING, OS.PACKED], OS.SHIPPED),
         "deliver": move([OS.SHIPPED], OS.DELIVERED),
         "cancel": move(BEFORE_SHIPMENT, OS.CANCELLED),

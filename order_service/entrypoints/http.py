@@ -3,6 +3,7 @@ transaction, Idempotency-Key, problem details) or `read`."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -273,7 +274,10 @@ class InvoicesController(Controller):
             return await read(request, lambda conn: c.get_invoice(conn, ctx, org, invoice_id))
         async with db.acquire(runtime_of(request).pool) as conn:
             found = await c.invoice_document(conn, org, invoice_id)
-        pdf = render_invoice(found.invoice, found.order, found.items, seller=org)
+        # reportlab is CPU work: off the event loop, so other requests are not held up.
+        pdf = await asyncio.to_thread(
+            render_invoice, found.invoice, found.order, found.items, seller=org
+        )
         disposition = f'inline; filename="{found.invoice["invoice_number"]}.pdf"'
         return Response(
             pdf, media_type="application/pdf", headers={"Content-Disposition": disposition}

@@ -138,3 +138,43 @@ async def test_fulfillment_is_guarded(shop: Shop, inventory: Inventory) -> None:
     }
     await refused(shop, order_id, f"/orders/{order_id}/fulfillment/picks", over)
     await refused(shop, order_id, f"/orders/{order_id}/fulfillment/pack", pack)  # nothing picked
+
+
+async def test_no_label_for_a_cancelled_order(shop: Shop, inventory: Inventory) -> None:
+    order = await confirmed_order(shop, inventory)
+    order_id = order["order_id"]
+    shipment = await shop.post(f"/orders/{order_id}/shipments", SHIPMENT, 201)
+    await shop.post(f"/orders/{order_id}/cancel", CANCEL)
+    problem = await refused(
+        shop, order_id, f"/shipments/{shipment['shipment_id']}/label", {"carrier_cost": 5}
+    )
+    assert "cancelled" in problem["detail"]
+
+
+async def test_only_what_the_return_authorizes_can_be_received(
+    shop: Shop, inventory: Inventory
+) -> None:
+    order = await confirmed_order(shop, inventory)
+    order_id = order["order_id"]
+    shipment = await shop.post(f"/orders/{order_id}/shipments", SHIPMENT, 201)
+    ship = f"/shipments/{shipment['shipment_id']}"
+    await shop.post(f"{ship}/label", {"carrier_cost": 5})
+    await shop.post(f"{ship}/dispatch", {})
+    await shop.post(f"{ship}/deliver", {"recipient": "A"})
+    item = order["items"][0]
+    body = {"reason": "x", "items": [{"order_item_id": item["order_item_id"], "quantity": 1}]}
+    ret = await shop.post(f"/orders/{order_id}/returns", body, 201)
+    receive = f"/returns/{ret['return_id']}/receive"
+    await shop.post(
+        f"/returns/{ret['return_id']}/approve", {"approved_by": "m", "refund_amount": 1}
+    )
+
+    def returned(variant_id: str, quantity: int) -> dict[str, Any]:
+        line = {"variant_id": variant_id, "quantity": quantity, "condition": "good"}
+        return {"warehouse_id": "wh_101", "returned_items": [{**line, "return_reason": "x"}]}
+
+    for wrong in (returned("var_never_ordered", 1), returned(item["variant_id"], 2)):
+        problem = await refused(shop, order_id, receive, wrong)
+        assert problem["field"] == "returned_items"
+    received = await shop.post(receive, returned(item["variant_id"], 1))
+    assert received["status"] == "received"

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import re
+import uuid
 import zlib
 from typing import Any
 
@@ -90,14 +91,31 @@ async def test_invalid_bodies_are_400_naming_the_field(
     assert problem["field"] == field, problem
 
 
-async def test_unknown_enum_values_in_returns_are_400(shop: Shop) -> None:
-    order = await shop.order()
+async def test_unknown_enum_values_and_bad_cursors_are_400(shop: Shop) -> None:
     response = await shop.client.get("/orders?status=lost", headers=auth())
     assert response.status_code == 400
     response = await shop.client.get(f"/orders?cursor={unique('x')}", headers=auth())
     assert response.status_code == 400
     assert response.json()["field"] == "cursor"
-    assert order["status"] == "pending"
+    item = {"variant_id": "var_1", "quantity": 1, "condition": "shiny", "return_reason": "x"}
+    body = {"warehouse_id": "wh_1", "returned_items": [item]}
+    response = await shop.client.post(f"/returns/{uuid.uuid4()}/receive", json=body, headers=auth())
+    assert response.status_code == 400, response.text  # checked before the return is looked up
+    assert response.json()["field"] == "returned_items[0].condition"
+
+
+async def test_numbers_sent_as_strings_are_400(shop: Shop) -> None:
+    cart = await shop.cart()
+    for item in (
+        {"variant_id": "var_1", "quantity": "2", "unit_price": 1.5},
+        {"variant_id": "var_1", "quantity": 2.0, "unit_price": 1.5},
+        {"variant_id": "var_1", "quantity": True, "unit_price": 1.5},
+    ):
+        response = await shop.client.post(
+            f"/carts/{cart['cart_id']}/items", json=item, headers=auth()
+        )
+        assert response.status_code == 400, item
+        assert response.json()["field"] == "quantity"
 
 
 async def test_idempotency_key_replays_the_first_answer(shop: Shop) -> None:
