@@ -48,6 +48,9 @@ async def test_timeouts_resend_place_order_then_cancel_and_fail(
             client, checkout.order_id, lambda s: s["attempts"] == 2 and s["state"] == "Placed"
         )
         failed = await wait_saga(client, checkout.order_id, in_state("Failed"), timeout=20)
+        # While the service runs: its relay publishes what the last transition wrote.
+        await commands.wait("PlaceOrderCommand", checkout.order_id, 3)
+        [cancel] = await commands.wait("CancelOrderCommand", checkout.order_id)
 
     assert [t["to_state"] for t in retried["transitions"]] == ["Placed", "Placed"]
     assert failed["attempts"] == 3
@@ -63,8 +66,6 @@ async def test_timeouts_resend_place_order_then_cancel_and_fail(
         "PlaceOrderCommand": 3,
         "CancelOrderCommand": 1,
     }
-    await commands.wait("PlaceOrderCommand", checkout.order_id, 3)
-    [cancel] = await commands.wait("CancelOrderCommand", checkout.order_id)
     assert (cancel["email"], cancel["fullName"]) == ("ada@example.com", "Ada Lovelace")
     assert commands.all_of(checkout.order_id) == {"PlaceOrderCommand": 3, "CancelOrderCommand": 1}
 
@@ -94,6 +95,8 @@ async def test_a_timeout_scheduled_before_a_restart_fires_once_after_it(
     async with running(env) as client:
         fired = await wait_saga(client, checkout.order_id, lambda s: s["attempts"] == 2)
         failed = await wait_saga(client, checkout.order_id, in_state("Failed"))
+        await commands.wait("CancelOrderCommand", checkout.order_id)
+        await commands.wait("PlaceOrderCommand", checkout.order_id, 2)
 
     assert [t["to_state"] for t in fired["transitions"]] == ["Placed", "Placed"]
     assert [t["to_state"] for t in failed["transitions"]] == ["Placed", "Placed", "Failed"]
@@ -101,8 +104,6 @@ async def test_a_timeout_scheduled_before_a_restart_fires_once_after_it(
         "PlaceOrderCommand": 2,
         "CancelOrderCommand": 1,
     }
-    await commands.wait("CancelOrderCommand", checkout.order_id)
-    await commands.wait("PlaceOrderCommand", checkout.order_id, 2)
     assert commands.all_of(checkout.order_id) == {"PlaceOrderCommand": 2, "CancelOrderCommand": 1}
 
 
@@ -126,6 +127,12 @@ async def test_with_two_replicas_every_timeout_fires_once(
         # The other replica sees the same store.
         assert (await saga_of(second, checkouts[0].order_id))["state"] == "Failed"
 
+        async def delivered() -> list[dict[str, int]]:
+            return [commands.all_of(c.order_id) for c in checkouts]
+
+        expected = {"PlaceOrderCommand": 2, "CancelOrderCommand": 1}
+        await eventually(delivered, lambda found: all(f == expected for f in found))
+
     for checkout, saga in zip(checkouts, sagas, strict=True):
         transitions = saga["transitions"]
         assert isinstance(transitions, list)
@@ -134,9 +141,3 @@ async def test_with_two_replicas_every_timeout_fires_once(
             "PlaceOrderCommand": 2,
             "CancelOrderCommand": 1,
         }
-
-    async def delivered() -> list[dict[str, int]]:
-        return [commands.all_of(c.order_id) for c in checkouts]
-
-    expected = {"PlaceOrderCommand": 2, "CancelOrderCommand": 1}
-    await eventually(delivered, lambda found: all(f == expected for f in found))
