@@ -44,6 +44,9 @@ def create_app(
         ),
         state=State({"runtime": runtime, "api_keys": api_keys}),
         request_max_body_size=MAX_BODY_BYTES,
+        # Logging is structlog's, set up once per process (messaging.logs): Litestar must not
+        # install its own handlers and level over it.
+        logging_config=None,
         debug=False,
     )
 

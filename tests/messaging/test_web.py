@@ -183,3 +183,14 @@ async def test_metrics_expose_runtime_and_http_figures(client: AsyncTestClient[A
     assert "commerce_dead_letters_waiting" in text
     assert 'commerce_broker_connected{service="notes"}' in text
     assert 'commerce_requests_total{app_name="notes",method="POST",path="/notes"' in text
+
+
+async def test_the_app_leaves_logging_to_structlog(client: AsyncTestClient[Any]) -> None:
+    """Litestar's default logging config would put its own queue handler and INFO level on the
+    root logger, so LOG_LEVEL and the JSON lines of messaging.logs would not apply."""
+    import logging
+    import logging.handlers
+
+    root = logging.getLogger()
+    assert not any(isinstance(h, logging.handlers.QueueHandler) for h in root.handlers)
+    assert client.app.logging_config is None
