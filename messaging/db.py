@@ -67,6 +67,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool `reset`: nothing beyond asyncpg's own rollback of an open transaction. The default
+    (RESET ALL, UNLISTEN *, advisory unlock, CLOSE ALL) costs a round trip on every release and
+    undoes nothing: the services set no session state on pooled connections (search_path comes
+    with the connection, advisory locks are transaction-level, LISTEN has its own connection)."""
+
+
 async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int = 10) -> Pool:
     """A pool whose connections resolve unqualified names in the service's own schema."""
     pool = await asyncpg.create_pool(
@@ -74,6 +81,7 @@ async def create_pool(dsn: str, schema: str, *, min_size: int = 2, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"search_path": check_schema_name(schema), "application_name": schema},
     )
     return pool
