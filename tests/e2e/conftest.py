@@ -10,8 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -22,7 +25,7 @@ from aiosmtpd.controller import Controller
 
 from messaging.cli import SERVICES
 from messaging.settings import RuntimeSettings
-from tests.support import Infra, eventually, remove_namespace, unique
+from tests.support import ADMIN_KEY, Infra, auth, eventually, remove_namespace, unique
 
 
 def _die_with_the_tests() -> None:
@@ -154,3 +157,118 @@ async def system(
                 await asyncio.to_thread(process.wait, 20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+class Shop:
+    """HTTP calls of a test against the running system."""
+
+    def __init__(self, system: System, http: httpx.AsyncClient) -> None:
+        self.urls = system.urls
+        self.http = http
+
+    async def call(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        body: Any = None,
+        key: str | None = None,
+        *,
+        retry_for: float = 0,
+    ) -> Any:
+        """One request. With `retry_for`, a lost connection or a 5xx is tried again for that
+        long under the same Idempotency-Key — what a careful client does during an outage, and
+        safe: a request that did commit answers its first response again."""
+        headers = {**(auth(key) if key else {}), "Idempotency-Key": str(uuid.uuid4())}
+        deadline = time.monotonic() + retry_for
+        while True:
+            try:
+                response = await self.http.request(
+                    method, self.urls[service] + path, json=body, headers=headers
+                )
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+            else:
+                if response.status_code < 500 or time.monotonic() > deadline:
+                    break
+            await asyncio.sleep(0.5)
+        assert response.status_code < 400, f"{method} {path}: {response.text}"
+        return response.json()
+
+    async def stock_of(self, sku: str) -> dict[str, int]:
+        stock = await self.call("inventory", "GET", f"/stock/{sku}")
+        (bin_,) = stock["bins"]
+        return {"onHand": bin_["onHand"], "reserved": bin_["reserved"]}
+
+    async def order_status(self, order_id: str) -> str:
+        status: str = (await self.call("order", "GET", f"/orders/{order_id}"))["status"]
+        return status
+
+    async def saga(self, order_id: str) -> dict[str, Any]:
+        response = await self.http.get(
+            f"{self.urls['finance']}/sagas/{order_id}", headers=auth(ADMIN_KEY)
+        )
+        saga: dict[str, Any] = response.json() if response.status_code == 200 else {}
+        return saga
+
+    async def summary(self) -> dict[str, Any]:
+        today = datetime.now(UTC).date()
+        span = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
+        result: dict[str, Any] = await self.call(
+            "notification", "GET", f"/analytics/summary?{span}"
+        )
+        totals: dict[str, Any] = result["totals"]
+        return totals
+
+    async def stocked_checkout(
+        self, quantity: int, unit_price: str
+    ) -> tuple[str, str, dict[str, Any], str]:
+        """A bin with 10 of a new SKU, then a cart of `quantity` checked out: (sku, bin, order,
+        customer e-mail)."""
+        sku, bin_name, email = unique("sku-"), unique("wh-"), f"{unique('c')}@example.com"
+        await self.call("inventory", "POST", "/bins", {"name": bin_name, "type": "Primary"})
+        await self.call(
+            "inventory",
+            "POST",
+            f"/bins/{bin_name}/items",
+            {"skuId": sku, "atpQty": 10, "lowStockThreshold": 2},
+        )
+        cart = await self.call("order", "POST", "/carts", {"customer_id": unique("cust-")})
+        await self.call(
+            "order",
+            "POST",
+            f"/carts/{cart['cart_id']}/items",
+            {"variant_id": sku, "quantity": quantity, "unit_price": float(unit_price)},
+        )
+        order = await self.call(
+            "order",
+            "POST",
+            f"/carts/{cart['cart_id']}/checkout",
+            {"email": email, "full_name": "Ada Lovelace", "preferred_warehouse_id": bin_name},
+        )
+        return sku, bin_name, order, email
+
+    async def pay(self, order_id: str) -> None:
+        payment = await self.call(
+            "order",
+            "POST",
+            f"/orders/{order_id}/payments",
+            {"payment_method": "card", "card_last4": "4242"},
+        )
+        await self.call("order", "POST", f"/payments/{payment['payment_id']}/succeed", {})
+
+
+@pytest.fixture
+async def shop(system: System) -> AsyncIterator[Shop]:
+    async with httpx.AsyncClient(headers=auth(), timeout=30) as http:
+        yield Shop(system, http)
+
+
+def mails_to(sink: MailSink, email: str) -> list[str]:
+    return [str(m["Subject"]) for m in sink.messages if m["To"] == email]
+
+
+async def now(value: Any) -> Any:
+    """`value` as an awaitable, for `eventually` over plain data."""
+    return value

@@ -3,106 +3,10 @@ services — stock, saga, mail, analytics — and the cancellation path."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-import httpx
-import pytest
-
-from tests.e2e.conftest import MailSink, System
-from tests.support import ADMIN_KEY, auth, eventually, unique
-
-
-class Shop:
-    """HTTP calls of a test against the running system."""
-
-    def __init__(self, system: System, http: httpx.AsyncClient) -> None:
-        self.urls = system.urls
-        self.http = http
-
-    async def call(
-        self, service: str, method: str, path: str, body: Any = None, key: str | None = None
-    ) -> Any:
-        headers = auth(key) if key else None
-        response = await self.http.request(
-            method, self.urls[service] + path, json=body, headers=headers
-        )
-        assert response.status_code < 400, f"{method} {path}: {response.text}"
-        return response.json()
-
-    async def stock_of(self, sku: str) -> dict[str, int]:
-        stock = await self.call("inventory", "GET", f"/stock/{sku}")
-        (bin_,) = stock["bins"]
-        return {"onHand": bin_["onHand"], "reserved": bin_["reserved"]}
-
-    async def order_status(self, order_id: str) -> str:
-        status: str = (await self.call("order", "GET", f"/orders/{order_id}"))["status"]
-        return status
-
-    async def saga(self, order_id: str) -> dict[str, Any]:
-        response = await self.http.get(
-            f"{self.urls['finance']}/sagas/{order_id}", headers=auth(ADMIN_KEY)
-        )
-        saga: dict[str, Any] = response.json() if response.status_code == 200 else {}
-        return saga
-
-    async def summary(self) -> dict[str, Any]:
-        today = datetime.now(UTC).date()
-        span = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
-        result: dict[str, Any] = await self.call(
-            "notification", "GET", f"/analytics/summary?{span}"
-        )
-        totals: dict[str, Any] = result["totals"]
-        return totals
-
-    async def stocked_checkout(
-        self, quantity: int, unit_price: str
-    ) -> tuple[str, str, dict[str, Any], str]:
-        """A bin with 10 of a new SKU, then a cart of `quantity` checked out: (sku, bin, order,
-        customer e-mail)."""
-        sku, bin_name, email = unique("sku-"), unique("wh-"), f"{unique('c')}@example.com"
-        await self.call("inventory", "POST", "/bins", {"name": bin_name, "type": "Primary"})
-        await self.call(
-            "inventory",
-            "POST",
-            f"/bins/{bin_name}/items",
-            {"skuId": sku, "atpQty": 10, "lowStockThreshold": 2},
-        )
-        cart = await self.call("order", "POST", "/carts", {"customer_id": unique("cust-")})
-        await self.call(
-            "order",
-            "POST",
-            f"/carts/{cart['cart_id']}/items",
-            {"variant_id": sku, "quantity": quantity, "unit_price": float(unit_price)},
-        )
-        order = await self.call(
-            "order",
-            "POST",
-            f"/carts/{cart['cart_id']}/checkout",
-            {"email": email, "full_name": "Ada Lovelace", "preferred_warehouse_id": bin_name},
-        )
-        return sku, bin_name, order, email
-
-    async def pay(self, order_id: str) -> None:
-        payment = await self.call(
-            "order",
-            "POST",
-            f"/orders/{order_id}/payments",
-            {"payment_method": "card", "card_last4": "4242"},
-        )
-        await self.call("order", "POST", f"/payments/{payment['payment_id']}/succeed", {})
-
-
-@pytest.fixture
-async def shop(system: System) -> AsyncIterator[Shop]:
-    async with httpx.AsyncClient(headers=auth(), timeout=30) as http:
-        yield Shop(system, http)
-
-
-def mails_to(sink: MailSink, email: str) -> list[str]:
-    return [str(m["Subject"]) for m in sink.messages if m["To"] == email]
+from tests.e2e.conftest import MailSink, Shop, mails_to, now
+from tests.support import eventually
 
 
 async def test_an_order_lives_its_whole_life_across_the_services(
@@ -199,7 +103,7 @@ async def test_an_order_lives_its_whole_life_across_the_services(
     await eventually(lambda: shop.stock_of(sku), lambda s: s == {"onHand": 8, "reserved": 0})
 
     # mail went out through a real SMTP server, to the customer, for each step
-    subjects = await eventually(lambda: _async(mails_to(sink, email)), lambda m: len(m) >= 6)
+    subjects = await eventually(lambda: now(mails_to(sink, email)), lambda m: len(m) >= 6)
     assert len(subjects) == len(set(subjects))  # nothing sent twice
 
     # the analytics read model counted the order, its revenue and the converted cart
@@ -233,10 +137,6 @@ async def test_a_cancelled_order_releases_its_stock_and_ends_the_saga(
     await eventually(lambda: shop.stock_of(sku), lambda s: s == {"onHand": 10, "reserved": 0})
     await eventually(lambda: shop.saga(order_id), lambda s: s.get("state") == "Cancelled")
     subjects = await eventually(
-        lambda: _async(mails_to(sink, email)), lambda m: any("cancel" in s.lower() for s in m)
+        lambda: now(mails_to(sink, email)), lambda m: any("cancel" in s.lower() for s in m)
     )
     assert len(subjects) == len(set(subjects))
-
-
-async def _async(value: Any) -> Any:
-    return value
