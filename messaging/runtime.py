@@ -64,6 +64,7 @@ class ServiceRuntime:
         self._broker: Broker | None = None
         self._relay: OutboxRelay | None = None
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
+        self.metric_probes: list[Callable[[db.Connection], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -114,6 +115,11 @@ class ServiceRuntime:
                 },
             )
         )
+
+    def measure(self, probe: Callable[[db.Connection], Awaitable[None]]) -> None:
+        """Run `probe` on every `/metrics` scrape, on a pooled connection: a service's own
+        gauges read from its tables (e.g. sagas by state)."""
+        self.metric_probes.append(probe)
 
     def every(self, name: str, seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         """Run `job` every `seconds` while the runtime is up (sweepers, timeouts). A failing run

@@ -338,6 +338,8 @@ class OperationsController(Controller):
                 waiting = await conn.fetchval(
                     "SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL"
                 )
+                for probe in runtime.metric_probes:
+                    await probe(conn)
         except Exception as exc:  # still expose what we have while Postgres is away
             log.warning("metrics without database figures", error=repr(exc))
         else:

@@ -197,3 +197,21 @@ async def test_cli_replays_all_failed_with_a_progress_bar(
     for checkout in failed:
         assert (await saga_of(client, checkout.order_id))["state"] == "Placed"
         await commands.wait("PlaceOrderCommand", checkout.order_id, 2)
+
+
+def _sagas_metric(text: str, state: str) -> float:
+    line = next(
+        line for line in text.splitlines() if line.startswith(f'commerce_sagas{{state="{state}"}}')
+    )
+    return float(line.rsplit(" ", 1)[1])
+
+
+async def test_metrics_count_sagas_by_state(client: Client, orders: OrderService) -> None:
+    before = (await client.get("/metrics")).text
+    await failed_checkout(client, orders)
+
+    after = (await client.get("/metrics")).text
+
+    assert _sagas_metric(after, "Failed") == _sagas_metric(before, "Failed") + 1
+    for state in ("Placed", "Completed", "Cancelled"):
+        assert f'commerce_sagas{{state="{state}"}}' in after
