@@ -29,8 +29,15 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     start_tls: bool = False
+    #: Seconds to wait for the server, per SMTP command.
     timeout: float = 10.0
     sender: str = DEFAULT_MAIL_FROM
+
+    @property
+    def longest_send(self) -> float:
+        """The longest one mail can take: MAIL, RCPT, DATA, the content and an RSET, each
+        waiting up to `timeout` for the server."""
+        return 5 * self.timeout
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SmtpSettings:
@@ -55,12 +62,18 @@ class MailPolicy:
 
     #: How often the sender looks for due mail (it sends everything due on each run).
     send_interval: float = 1.0
+    #: Mails claimed at a time, and sent in one SMTP session.
     batch_size: int = 50
+    #: A claimed mail is not due for anyone else during this many seconds (several replicas);
+    #: after a crash, what was claimed and not sent is due again once the lease ends. The
+    #: sender starts no mail it could not finish within its lease.
+    lease: float = 120.0
     #: Backoff after a failed attempt: initial * 2^(attempts-1), capped at `retry_max`.
     retry_initial: float = 1.0
     retry_max: float = 300.0
-    #: A mail the SMTP server refuses outright (5xx) is given up after this many attempts;
-    #: an unreachable server is waited out without limit.
+    #: A mail the SMTP server refuses outright (5xx to the mail itself) is given up after this
+    #: many refusals; an unreachable or refusing server (connection, greeting, authentication)
+    #: is waited out without limit, and a mail that cannot be sent at all fails at once.
     max_rejections: int = 10
     #: How often waiting mails are matched against contacts that arrived meanwhile.
     resolve_interval: float = 30.0
@@ -70,6 +83,7 @@ class MailPolicy:
         return cls(
             send_interval=float(env.get("MAIL_SEND_INTERVAL_SECONDS", "1")),
             batch_size=int(env.get("MAIL_SEND_BATCH", "50")),
+            lease=float(env.get("MAIL_LEASE_SECONDS", "120")),
             retry_initial=float(env.get("MAIL_RETRY_INITIAL_SECONDS", "1")),
             retry_max=float(env.get("MAIL_RETRY_MAX_SECONDS", "300")),
             max_rejections=int(env.get("MAIL_MAX_REJECTIONS", "10")),
@@ -83,6 +97,14 @@ class Settings:
     api_keys: ApiKeys
     smtp: SmtpSettings
     mail: MailPolicy
+
+    def __post_init__(self) -> None:
+        if self.mail.lease < 2 * self.smtp.longest_send:
+            raise ValueError(
+                f"MAIL_LEASE_SECONDS ({self.mail.lease:g}) must be at least"
+                f" {2 * self.smtp.longest_send:g}: ten times SMTP_TIMEOUT_SECONDS, so that a"
+                " claimed batch can be sent within its lease"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

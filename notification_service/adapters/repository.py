@@ -211,37 +211,62 @@ class DueMail:
     text_body: str
     html_body: str
     attempts: int
+    rejections: int
 
 
-async def claim_due(conn: db.Connection, limit: int) -> list[DueMail]:
-    """Due mail, locked for this transaction; other senders skip it (several replicas)."""
+async def claim_due(conn: db.Connection, limit: int, lease: timedelta) -> list[DueMail]:
+    """Claim up to `limit` due mails, oldest due first: they are not due again for `lease`, so
+    no other sender (another replica) takes them meanwhile. Run it outside a transaction: the
+    claim must be committed before any mail is sent. The row locks (`SKIP LOCKED`) only keep
+    two senders claiming at the same moment from taking the same mail."""
+    if conn.is_in_transaction():
+        raise RuntimeError("claim_due commits its claim: call it outside a transaction")
     rows = await conn.fetch(
-        "SELECT id, dedup_key, order_id, recipient, subject, text_body, html_body, attempts"
-        " FROM mails WHERE status = 'pending' AND next_attempt_at <= now()"
-        " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "WITH due AS (SELECT id FROM mails WHERE status = 'pending' AND next_attempt_at <= now()"
+        " ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        " UPDATE mails m SET next_attempt_at = now() + $2 FROM due WHERE m.id = due.id"
+        " RETURNING m.id, m.dedup_key, m.order_id, m.recipient, m.subject, m.text_body,"
+        " m.html_body, m.attempts, m.rejections",
         limit,
+        lease,
     )
-    return [DueMail(**dict(r.items())) for r in rows]
+    return sorted((DueMail(**dict(r.items())) for r in rows), key=lambda mail: mail.id)
 
 
 async def mark_sent(conn: db.Connection, mail_id: int) -> None:
     await conn.execute(
         "UPDATE mails SET status = 'sent', sent_at = now(), attempts = attempts + 1,"
-        " last_error = NULL WHERE id = $1",
+        " last_error = NULL WHERE id = $1 AND status = 'pending'",
         mail_id,
     )
 
 
 async def mark_failed_attempt(
-    conn: db.Connection, mail_id: int, *, status: MailStatus, delay: timedelta, error: str
+    conn: db.Connection,
+    mail_id: int,
+    *,
+    status: MailStatus,
+    delay: timedelta,
+    rejections: int,
+    error: str,
 ) -> None:
     await conn.execute(
-        "UPDATE mails SET status = $2, attempts = attempts + 1, last_error = $3,"
-        " next_attempt_at = now() + $4 WHERE id = $1",
+        "UPDATE mails SET status = $2, attempts = attempts + 1, rejections = $3,"
+        " last_error = $4, next_attempt_at = now() + $5 WHERE id = $1 AND status = 'pending'",
         mail_id,
         str(status),
+        rejections,
         error[:2000],
         delay,
+    )
+
+
+async def release(conn: db.Connection, mail_ids: list[int]) -> None:
+    """Give claimed mails back unsent, due at once, with no attempt counted."""
+    await conn.execute(
+        "UPDATE mails SET next_attempt_at = now() WHERE id = ANY($1::bigint[])"
+        " AND status = 'pending'",
+        mail_ids,
     )
 
 

@@ -45,7 +45,9 @@ class MailStatus(StrEnum):
     WAITING_FOR_CONTACT = "waiting_for_contact"
     PENDING = "pending"
     SENT = "sent"
-    #: The SMTP server refused the mail itself (5xx) `max_rejections` times; kept, not deleted.
+    #: Given up: the SMTP server refused the mail itself (5xx) `max_rejections` times, or the
+    #: mail cannot be sent at all (e.g. an address no SMTP message can carry). Kept, not deleted;
+    #: `last_error` says why.
     FAILED = "failed"
 
 
@@ -186,25 +188,49 @@ def plan_command(command: SagaCommand) -> MailRequest:
 # -- retries -------------------------------------------------------------------------------------
 
 
+class Failure(StrEnum):
+    """Why an attempt to send a mail did not succeed."""
+
+    #: Nothing is wrong with the mail: the server is unreachable, lost the session, refused the
+    #: session itself (greeting, EHLO, STARTTLS, authentication, our sender) or answered 4xx.
+    #: Waited out with backoff, without limit.
+    TEMPORARY = "temporary"
+    #: The server refused this mail (5xx to its recipient or its content).
+    REJECTED = "rejected"
+    #: The mail cannot be sent at all (an address no SMTP message can carry, a message that
+    #: cannot be built): retrying cannot help.
+    UNSENDABLE = "unsendable"
+
+
 @dataclass(frozen=True, slots=True)
 class Retry:
     status: MailStatus
     delay: timedelta
+    #: The times the server refused the mail itself, this failure included.
+    rejections: int
 
 
 def after_failure(
-    attempts: int,
+    failure: Failure,
     *,
-    rejected: bool,
+    attempts: int,
+    rejections: int,
     initial: float,
     maximum: float,
     max_rejections: int,
 ) -> Retry:
-    """What becomes of a mail after its `attempts`-th failed attempt.
+    """What becomes of a mail after a failed attempt.
 
-    An unreachable server is waited out forever (mail is never dropped); a mail the server
-    refuses outright is given up after `max_rejections` attempts."""
-    if rejected and attempts >= max_rejections:
-        return Retry(MailStatus.FAILED, timedelta(0))
+    `attempts` counts every attempt so far, this one included, and sets the backoff:
+    initial * 2^(attempts-1), capped at `maximum`. `rejections` counts the earlier refusals of
+    the mail itself: only those count towards `max_rejections`, so neither a long outage nor
+    bad SMTP credentials ever fail a mail, while a mail the server keeps refusing is given up.
+    A mail that cannot be sent at all fails at once."""
+    if failure is Failure.UNSENDABLE:
+        return Retry(MailStatus.FAILED, timedelta(0), rejections)
+    if failure is Failure.REJECTED:
+        rejections += 1
+        if rejections >= max_rejections:
+            return Retry(MailStatus.FAILED, timedelta(0), rejections)
     seconds = min(initial * 2 ** max(attempts - 1, 0), maximum)
-    return Retry(MailStatus.PENDING, timedelta(seconds=seconds))
+    return Retry(MailStatus.PENDING, timedelta(seconds=seconds), rejections)

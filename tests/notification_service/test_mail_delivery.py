@@ -61,6 +61,28 @@ async def test_a_duplicate_delivery_sends_one_mail(
     ]
 
 
+async def test_a_customer_address_no_mail_can_carry_fails_alone(
+    client: AsyncTestClient[Any], smtp: SmtpSink, publish: Bus, database: asyncpg.Connection
+) -> None:
+    """The checkout accepts `ü@example.com`; its mail fails for good, the others go on."""
+    first, bad_order, last = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first_customer, last_customer = email(), email()
+    await publish.command(place_order(first, first_customer, "Kurt"))
+    await publish.command(place_order(bad_order, "ü@example.com", "Kurt"))
+    await publish.command(place_order(last, last_customer, "Kurt"))
+
+    rows = await eventually(
+        lambda: mail_rows(database, bad_order),
+        lambda rows: [r["status"] for r in rows] == ["failed"],
+    )
+    assert "NonASCIILocalPartDefect" in rows[0]["last_error"]
+    customers = [first_customer, last_customer]
+    await eventually(
+        lambda: _async({c: len(mails_to(smtp, c)) for c in customers}),
+        lambda counts: counts == dict.fromkeys(customers, 1),
+    )
+
+
 async def test_order_event_mails_use_the_contact_and_the_order_number(
     client: AsyncTestClient[Any], smtp: SmtpSink, publish: Bus
 ) -> None:

@@ -12,6 +12,7 @@ from contracts.bookworm import new_bookworm
 from contracts.order_events import new_order_event
 from notification_service.domain.mail import (
     Contact,
+    Failure,
     MailStatus,
     NotMailable,
     Template,
@@ -105,22 +106,51 @@ def test_money_and_order_number_appear_when_known() -> None:
     assert "Total: 12.50\n" in unknown.text
 
 
-def test_failures_back_off_exponentially_up_to_the_cap() -> None:
-    delays = [
-        after_failure(n, rejected=False, initial=1, maximum=30, max_rejections=3).delay
-        for n in range(1, 8)
-    ]
-    assert delays == [timedelta(seconds=s) for s in (1, 2, 4, 8, 16, 30, 30)]
-
-
-def test_an_unreachable_server_is_waited_out_but_a_refusing_one_is_given_up() -> None:
-    down = after_failure(50, rejected=False, initial=1, maximum=30, max_rejections=3)
-    assert down.status is MailStatus.PENDING
-    assert after_failure(2, rejected=True, initial=1, maximum=30, max_rejections=3).status is (
-        MailStatus.PENDING
+def _after(failure: Failure, attempts: int, rejections: int = 0) -> tuple[MailStatus, int]:
+    retry = after_failure(
+        failure,
+        attempts=attempts,
+        rejections=rejections,
+        initial=1,
+        maximum=30,
+        max_rejections=3,
     )
-    refused = after_failure(3, rejected=True, initial=1, maximum=30, max_rejections=3)
-    assert refused.status is MailStatus.FAILED
+    return retry.status, retry.rejections
+
+
+def test_failures_back_off_exponentially_up_to_the_cap() -> None:
+    for failure in (Failure.TEMPORARY, Failure.REJECTED):
+        delays = [
+            after_failure(
+                failure, attempts=n, rejections=0, initial=1, maximum=30, max_rejections=100
+            ).delay
+            for n in range(1, 8)
+        ]
+        assert delays == [timedelta(seconds=s) for s in (1, 2, 4, 8, 16, 30, 30)]
+
+
+def test_an_outage_is_waited_out_forever_and_counts_no_rejection() -> None:
+    assert _after(Failure.TEMPORARY, attempts=1000) == (MailStatus.PENDING, 0)
+    assert _after(Failure.TEMPORARY, attempts=1000, rejections=2) == (MailStatus.PENDING, 2)
+
+
+def test_a_mail_the_server_refuses_is_given_up_after_max_rejections_of_its_own() -> None:
+    assert _after(Failure.REJECTED, attempts=1) == (MailStatus.PENDING, 1)
+    assert _after(Failure.REJECTED, attempts=2, rejections=1) == (MailStatus.PENDING, 2)
+    assert _after(Failure.REJECTED, attempts=3, rejections=2) == (MailStatus.FAILED, 3)
+
+
+def test_a_long_outage_does_not_spend_the_rejection_budget() -> None:
+    """Attempts during an outage are attempts, not refusals: the first 5xx afterwards is the
+    mail's first rejection, however many attempts came before."""
+    assert _after(Failure.REJECTED, attempts=500, rejections=0) == (MailStatus.PENDING, 1)
+
+
+def test_a_mail_that_cannot_be_sent_at_all_fails_at_once() -> None:
+    retry = after_failure(
+        Failure.UNSENDABLE, attempts=1, rejections=0, initial=1, maximum=30, max_rejections=3
+    )
+    assert (retry.status, retry.delay, retry.rejections) == (MailStatus.FAILED, timedelta(0), 0)
 
 
 def test_new_bookworm_commands_decode_into_requests_with_exact_totals() -> None:
