@@ -14,7 +14,6 @@ from finance_service.main import SCHEMA, migrations
 from messaging import db, service
 from messaging.runtime import ServiceRuntime
 
-
 #: Sagas by state, read from the saga table at every scrape (the figure replicas share).
 SAGAS = Gauge("commerce_sagas", "Checkout sagas by state.", ["state"])
 
