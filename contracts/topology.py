@@ -255,6 +255,15 @@ def _build() -> Topology:
         Queue("notification-complete-order", notification,
               _from_bookworm("CompleteOrderCommand")),
         Queue("notification-cancel-order", notification, _from_bookworm("CancelOrderCommand")),
+        # Queues a service keeps of its own beyond the SPEC's table (§3: `<queue>.<purpose>`).
+        # `return.approved` names the return, not its order: which order it is comes with
+        # `return.requested`.
+        Queue("notification_order_consumer.returns", notification,
+              _on(ORDER_EVENTS, "return.requested")),
+        # The customer's contact from the checkout, so mail for order events need not wait
+        # for the saga's first command.
+        Queue("notification_order_consumer.contacts", notification,
+              _from_bookworm("UserCheckedOutIntegrationEvent")),
         # Not consumer queues: the bounded keep of messages no queue is bound for.
         _unrouted_keep(ORDER_EVENTS),
         _unrouted_keep(ECOMM),

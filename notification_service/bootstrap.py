@@ -13,10 +13,11 @@ from contracts.bookworm import (
     CancelOrderCommand,
     CompleteOrderCommand,
     PlaceOrderCommand,
+    UserCheckedOutIntegrationEvent,
     decode_bookworm,
 )
 from contracts.order_events import decode_order_event
-from contracts.topology import ORDER_EVENTS, TOPOLOGY, Binding, Queue, Service
+from contracts.topology import TOPOLOGY, Service
 from messaging.db import Migration, load_migrations
 from messaging.logs import get_logger
 from messaging.message import Delivery
@@ -34,16 +35,13 @@ log = get_logger(__name__)
 SERVICE = Service.NOTIFICATION.value
 SCHEMA = "notification"
 
-#: `return.approved` names the return, not its order; this queue of the service's own (SPEC §3:
-#: `<queue>.<purpose>`) learns which order a return belongs to from `return.requested`.
-RETURNS_QUEUE = Queue(
-    "notification_order_consumer.returns",
-    Service.NOTIFICATION,
-    (Binding(ORDER_EVENTS, "return.requested"),),
-)
-
-#: Queues this service declares beyond SPEC §3 (for clean-up tooling and tests).
-OWN_QUEUES = (RETURNS_QUEUE,)
+#: Queues of the service's own (SPEC §3: `<queue>.<purpose>`), declared with the rest of the
+#: topology in `contracts/topology.py`. `return.approved` names the return, not its order:
+#: `.returns` learns which order a return belongs to from `return.requested`. `.contacts` takes
+#: the customer's address from the checkout, before the saga's first command.
+RETURNS_QUEUE = TOPOLOGY.queue("notification_order_consumer.returns")
+CONTACTS_QUEUE = TOPOLOGY.queue("notification_order_consumer.contacts")
+OWN_QUEUES = (RETURNS_QUEUE, CONTACTS_QUEUE)
 
 
 def migrations() -> list[Migration]:
@@ -54,7 +52,7 @@ def _order_event(delivery: Delivery) -> Any:
     return decode_order_event(delivery.body, delivery.routing_key)
 
 
-def _command(message: type[BookWormMessage]) -> Any:
+def _bookworm(message: type[BookWormMessage]) -> Any:
     def decode(delivery: Delivery) -> BookWormMessage:
         return decode_bookworm(delivery.body, message)
 
@@ -71,13 +69,18 @@ def build(settings: Settings) -> Litestar:
         handle=handlers.on_order_event,
     )
     runtime.consume(RETURNS_QUEUE, decode=_order_event, handle=handlers.on_return_requested)
+    runtime.consume(
+        CONTACTS_QUEUE,
+        decode=_bookworm(UserCheckedOutIntegrationEvent),
+        handle=handlers.on_checkout,
+    )
     for queue, command in (
         ("notification-place-order", PlaceOrderCommand),
         ("notification-complete-order", CompleteOrderCommand),
         ("notification-cancel-order", CancelOrderCommand),
     ):
         runtime.consume(
-            TOPOLOGY.queue(queue), decode=_command(command), handle=handlers.on_saga_command
+            TOPOLOGY.queue(queue), decode=_bookworm(command), handle=handlers.on_saga_command
         )
     analytics_routes = analytics.install(runtime)
 

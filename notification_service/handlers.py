@@ -1,14 +1,17 @@
 """Message handlers of the notification service: each runs inside the consumer's transaction,
-which also records the message id — so the mails it writes exist once per message.
+which also records the message id. A mail is keyed by its order (or return) and template, so it
+exists once whatever the number of messages, or copies of a message, that ask for it.
 
-Waiting for a contact. Order events carry no e-mail address; the saga commands do. An order
-event that arrives before any command of its order is not retried by raising (the runtime's
-budget is 5 attempts before the dead-letter table, and the contact may take minutes): its mail
-is written at once as `waiting_for_contact`, with the values the template needs. When a command
-brings the contact, the same transaction renders every waiting mail of the order and makes it
-`pending`. Two transactions committing at the same moment can still miss each other (each sees
-the other's rows only after commit), so `jobs.resolve_waiting_mail` sweeps for waiting mail
-whose contact is known. No mail is ever dropped for want of a contact.
+Waiting for a contact. Order events carry no e-mail address; the checkout event
+(`UserCheckedOutIntegrationEvent`, on the service's own `notification_order_consumer.contacts`)
+and the saga commands do. An order event that arrives before its order's contact is not retried
+by raising (the runtime's budget is 5 attempts before the dead-letter table, and the contact may
+take minutes): its mail is written at once as `waiting_for_contact`, with the values the
+template needs. When a message brings the contact, the same transaction renders every waiting
+mail of the order and makes it `pending`. Two transactions committing at the same moment can
+still miss each other (each sees the other's rows only after commit), so
+`jobs.resolve_waiting_mail` sweeps for waiting mail whose contact is known. No mail is ever
+dropped for want of a contact.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from contracts.bookworm import CancelOrderCommand, CompleteOrderCommand, PlaceOrderCommand
+from contracts.bookworm import (
+    CancelOrderCommand,
+    CompleteOrderCommand,
+    PlaceOrderCommand,
+    UserCheckedOutIntegrationEvent,
+)
 from contracts.order_events import OrderEvent, ReturnRequestedData
 from messaging import db
 from messaging.errors import PermanentError
@@ -69,6 +77,19 @@ async def on_return_requested(
     await resolve_waiting(conn, order_id)
 
 
+async def on_checkout(
+    conn: db.Connection, delivery: Delivery, event: UserCheckedOutIntegrationEvent
+) -> None:
+    """`notification_order_consumer.contacts`: the order's contact as soon as the customer
+    checks out, so that order-event mail need not wait for the saga's first command."""
+    contact = rules.contact_of(event)
+    if contact is None:
+        log.info("checkout names no e-mail address", order_id=str(event.order_id))
+        return
+    await repository.upsert_contact(conn, event.order_id, contact, event.creation_date)
+    await resolve_waiting(conn, event.order_id)
+
+
 async def on_saga_command(
     conn: db.Connection,
     delivery: Delivery,
@@ -106,7 +127,7 @@ async def enqueue(
     mail_id = await repository.insert_mail(
         conn,
         repository.NewMail(
-            dedup_key=request.dedup_key(message_id),
+            dedup_key=request.dedup_key(),
             message_id=message_id,
             template=request.template,
             params=request.params,

@@ -124,7 +124,8 @@ class NewMail:
 
 
 async def insert_mail(conn: db.Connection, mail: NewMail) -> int | None:
-    """The mail's id, or None when this (message, template) was already written."""
+    """The mail's id, or None when this mail (its order or return, and template) was already
+    written, whichever message asked for it."""
     rendered = mail.rendered
     status = MailStatus.PENDING if rendered is not None else MailStatus.WAITING_FOR_CONTACT
     mail_id: int | None = await conn.fetchval(
@@ -276,13 +277,15 @@ async def release(conn: db.Connection, mail_ids: list[int]) -> None:
 async def mails_of_order(
     conn: db.Connection, organization_id: str, order_id: uuid.UUID
 ) -> list[dict[str, Any]]:
-    """The order's mails the caller may see: of its organization, or of none known yet (mails
-    from saga commands before any order event named the order's organization)."""
+    """The order's mails the caller may see: those of its organization. A mail with no
+    organization of its own (written from a saga command, which names none) is the caller's
+    only when the order events told us the order is; until then it is nobody's."""
     rows = await conn.fetch(
-        "SELECT id, order_id, template, recipient, subject, status, attempts, last_error,"
-        " created_at, sent_at FROM mails"
-        " WHERE order_id = $1 AND (organization_id = $2 OR organization_id IS NULL)"
-        " ORDER BY id",
+        "SELECT m.id, m.order_id, m.template, m.recipient, m.subject, m.status, m.attempts,"
+        " m.last_error, m.created_at, m.sent_at"
+        " FROM mails m LEFT JOIN orders o ON o.order_id = m.order_id"
+        " WHERE m.order_id = $1 AND COALESCE(m.organization_id, o.organization_id) = $2"
+        " ORDER BY m.id",
         order_id,
         organization_id,
     )

@@ -1,12 +1,15 @@
 """Which mail a message asks for, and the rules of the mail outbox. Pure: no I/O.
 
-Every mail is keyed by (message id, template), so a redelivered message asks for the same mail
-again and the outbox's unique key turns it into nothing.
+Every mail is keyed by its order (its return, for return mail) and its template: each customer
+mail exists once per order, however many messages ask for it. The saga re-sends
+PlaceOrderCommand with a new message id on every timeout, and a redelivered message asks for the
+same mail again; the outbox's unique key turns both into nothing.
 
-A mail needs a recipient. The saga commands carry one (`email`, `fullName`); the order events do
-not, so their mails take it from the contact projection (the last command seen for the order).
-A mail whose contact is not known yet is kept as `waiting_for_contact` — never dropped — and
-becomes `pending` as soon as the contact arrives.
+A mail needs a recipient. The checkout (`UserCheckedOutIntegrationEvent`) and the saga commands
+carry one (`email`, `fullName`); the order events do not, so their mails take it from the
+contact projection (the newest of those messages seen for the order). A mail whose contact is
+not known yet is kept as `waiting_for_contact` — never dropped — and becomes `pending` as soon
+as the contact arrives.
 """
 
 from __future__ import annotations
@@ -17,7 +20,12 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from contracts.bookworm import CancelOrderCommand, CompleteOrderCommand, PlaceOrderCommand
+from contracts.bookworm import (
+    CancelOrderCommand,
+    CompleteOrderCommand,
+    PlaceOrderCommand,
+    UserCheckedOutIntegrationEvent,
+)
 from contracts.order_events import (
     OrderConfirmedData,
     OrderCreatedData,
@@ -73,8 +81,13 @@ class MailRequest:
     #: The recipient the message itself names (saga commands), else None.
     contact: Contact | None = None
 
-    def dedup_key(self, message_id: str) -> str:
-        return f"{message_id}:{self.template}"
+    def dedup_key(self) -> str:
+        """The mail's identity: one per order and template, one per return for return mail."""
+        if self.return_id is not None:
+            return f"return:{self.return_id}:{self.template}"
+        if self.order_id is None:
+            raise NotMailable("a mail names its order or its return")
+        return f"order:{self.order_id}:{self.template}"
 
 
 def parse_order_id(value: str) -> uuid.UUID:
@@ -168,11 +181,15 @@ _COMMAND_TEMPLATES: dict[type[SagaCommand], Template] = {
 }
 
 
-def contact_of(command: SagaCommand) -> Contact | None:
-    email = (command.email or "").strip()
+#: Messages that name the customer of an order.
+ContactSource = SagaCommand | UserCheckedOutIntegrationEvent
+
+
+def contact_of(message: ContactSource) -> Contact | None:
+    email = (message.email or "").strip()
     if not email:
         return None
-    full_name = (command.full_name or "").strip() or None
+    full_name = (message.full_name or "").strip() or None
     return Contact(email, full_name)
 
 

@@ -2,9 +2,9 @@
 
 Which mails a caller sees: those of the caller's organization. Order events name the
 organization; the saga commands (BookWorm) do not. A mail written from a command before any
-order event named its order's organization has none yet and is listed to any caller who knows
-the order id; as soon as an order event of that order arrives, its organization is written onto
-every mail of the order and the mails are listed to that organization only.
+order event named its order's organization has none yet and is listed to nobody; as soon as an
+order event of that order arrives, the order's organization is known, is written onto every
+mail of the order, and the mails are listed to that organization only.
 """
 
 from __future__ import annotations

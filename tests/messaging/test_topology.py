@@ -99,11 +99,18 @@ def test_exchanges_match_the_spec() -> None:
 
 def test_consumer_queues_match_the_spec() -> None:
     consumer_queues = {q.name: q for q in TOPOLOGY.queues if q.owner is not None}
-    assert set(consumer_queues) == set(SPEC_QUEUES)
+    assert set(consumer_queues) >= set(SPEC_QUEUES)
     for name, (bindings, owner) in SPEC_QUEUES.items():
         queue = consumer_queues[name]
         assert {(b.exchange, b.routing_key) for b in queue.bindings} == bindings, name
         assert queue.owner is owner, name
+    # SPEC §3: a service may declare more queues of its own, named `<queue>.<purpose>`.
+    for name in set(consumer_queues) - set(SPEC_QUEUES):
+        base, _, purpose = name.rpartition(".")
+        assert purpose, name
+        assert base in SPEC_QUEUES, name
+        assert consumer_queues[name].owner is SPEC_QUEUES[base][1], name
+    for name, queue in consumer_queues.items():
         arguments = queue.arguments()
         assert arguments["x-queue-type"] == "quorum"
         assert arguments["x-delivery-limit"] == 20

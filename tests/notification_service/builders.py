@@ -18,6 +18,7 @@ from contracts.bookworm import (
     CancelOrderCommand,
     CompleteOrderCommand,
     PlaceOrderCommand,
+    UserCheckedOutIntegrationEvent,
     new_bookworm,
 )
 from contracts.order_events import (
@@ -36,8 +37,7 @@ from contracts.order_events import (
 )
 from messaging import envelopes
 from messaging.settings import RuntimeSettings
-from messaging.topology import declare, declare_queue
-from notification_service.bootstrap import OWN_QUEUES
+from messaging.topology import declare
 from tests.support import ORG, unique
 
 NOW = datetime(2025, 11, 23, 15, 0, tzinfo=UTC)
@@ -58,6 +58,21 @@ def place_order(
         full_name=name,
         total_money=Decimal(total),
     )
+
+
+def checked_out(
+    order_id: uuid.UUID, mail: str | None, name: str | None, *, at: datetime | None = None
+) -> UserCheckedOutIntegrationEvent:
+    """The order service's checkout event; `at` backdates it (an older message)."""
+    event = new_bookworm(
+        UserCheckedOutIntegrationEvent,
+        order_id=order_id,
+        basket_id=uuid.uuid4(),
+        email=mail,
+        full_name=name,
+        total_money=Decimal("42.50"),
+    )
+    return event if at is None else msgspec.structs.replace(event, creation_date=at)
 
 
 def complete_order(order_id: uuid.UUID, mail: str, name: str | None) -> CompleteOrderCommand:
@@ -196,6 +211,10 @@ class Bus:
         outgoing = envelopes.bookworm(message, app_id="finance_service")
         await self._publish(outgoing.exchange, outgoing.to_amqp(), outgoing.routing_key)
 
+    async def integration_event(self, message: BookWormMessage) -> None:
+        outgoing = envelopes.bookworm(message, app_id="order_service")
+        await self._publish(outgoing.exchange, outgoing.to_amqp(), outgoing.routing_key)
+
 
 @asynccontextmanager
 async def bus(settings: RuntimeSettings) -> AsyncIterator[Bus]:
@@ -203,10 +222,9 @@ async def bus(settings: RuntimeSettings) -> AsyncIterator[Bus]:
     try:
         channel = await connection.channel(publisher_confirms=True)
         # The queues must exist before anything is published, or the input is not routed to
-        # them: the service declares them too, but asynchronously after it starts.
+        # them: the service declares them too, but asynchronously after it starts. The
+        # service's own queues (`notification_order_consumer.*`) are part of the topology.
         await declare(channel, settings.topology)
-        for queue in OWN_QUEUES:
-            await declare_queue(channel, queue.with_prefix(settings.topology_prefix))
         yield Bus(settings, channel)
     finally:
         await connection.close()

@@ -11,14 +11,14 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import pytest
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 
 from messaging import db
 from messaging.settings import RuntimeSettings
-from notification_service.bootstrap import OWN_QUEUES, SCHEMA
+from notification_service.bootstrap import SCHEMA
 from notification_service.main import create_app
 from notification_service.smtp_sink import SmtpSink
 from tests.notification_service.builders import Bus, bus
@@ -29,21 +29,6 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="session")
-async def own_queues(namespaced: RuntimeSettings) -> AsyncIterator[None]:
-    """The queues the service declares beyond SPEC §3 are not in the namespace clean-up."""
-    yield
-    connection = await aio_pika.connect(namespaced.amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in OWN_QUEUES:
-            spec = queue.with_prefix(namespaced.topology_prefix)
-            await channel.queue_delete(spec.name)
-            await channel.queue_delete(spec.dead_letter_queue)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture
@@ -69,7 +54,7 @@ FAST_MAIL = {
 
 
 @pytest.fixture
-def env(service_env: dict[str, str], mailbox: SmtpSink, own_queues: None) -> dict[str, str]:
+def env(service_env: dict[str, str], mailbox: SmtpSink) -> dict[str, str]:
     return {
         **service_env,
         **FAST_MAIL,
@@ -118,3 +103,21 @@ def parts(message: EmailMessage) -> tuple[str, str]:
 
 async def mail_rows(conn: asyncpg.Connection, order_id: uuid.UUID) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM mails WHERE order_id = $1 ORDER BY id", order_id)
+
+
+async def handled(conn: asyncpg.Connection, message_id: uuid.UUID) -> bool:
+    """The service has handled (and committed) the message: its id is in the inbox."""
+    found: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM inbox WHERE message_id = $1)", str(message_id)
+    )
+    return found
+
+
+def duplicates_dropped(settings: RuntimeSettings, queue: str) -> float:
+    """How many copies of already handled messages the consumer of `queue` has dropped in this
+    process (the runtime's `commerce_messages_total{outcome="duplicate"}`)."""
+    value = REGISTRY.get_sample_value(
+        "commerce_messages_total",
+        {"queue": settings.topology_prefix + queue, "outcome": "duplicate"},
+    )
+    return value or 0.0

@@ -27,7 +27,7 @@ def test_no_smtp_host_or_the_word_embedded_selects_the_embedded_sink() -> None:
 
 
 async def test_with_smtp_host_embedded_the_service_stores_mail_as_eml_files(
-    service_env: dict[str, str], own_queues: None, publish: Bus, tmp_path: Path
+    service_env: dict[str, str], publish: Bus, tmp_path: Path
 ) -> None:
     directory = tmp_path / "var-mail"
     env = {
@@ -51,7 +51,7 @@ async def test_with_smtp_host_embedded_the_service_stores_mail_as_eml_files(
 
 
 async def test_when_the_port_is_taken_the_service_sends_to_what_listens_there(
-    service_env: dict[str, str], own_queues: None, publish: Bus, smtp: SmtpSink, tmp_path: Path
+    service_env: dict[str, str], publish: Bus, smtp: SmtpSink, tmp_path: Path
 ) -> None:
     env = {**service_env, **FAST_MAIL, "SMTP_PORT": str(smtp.port)}
     env.pop("SMTP_HOST", None)

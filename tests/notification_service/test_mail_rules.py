@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.bookworm import new_bookworm
+from contracts.bookworm import UserCheckedOutIntegrationEvent, new_bookworm
 from contracts.order_events import new_order_event
 from notification_service.domain.mail import (
     Contact,
@@ -50,13 +50,29 @@ def test_each_order_event_asks_for_its_mail_about_its_order(
     event = new_order_event(name, "org_1", data)  # type: ignore[arg-type]
     request = plan_order_event(event)
     assert (request.template, request.order_id, request.contact) == (template, ORDER, None)
-    assert request.dedup_key("m-1") == f"m-1:{template}"
+    assert request.dedup_key() == f"order:{ORDER}:{template}"
+
+
+def test_a_mail_is_one_per_order_and_template_whatever_message_asks_for_it() -> None:
+    """The saga re-sends PlaceOrderCommand with a new message id on every timeout."""
+    first = place_order(ORDER, "a@example.com", "A")
+    again = place_order(ORDER, "a@example.com", "A")
+    assert first.id != again.id
+    assert plan_command(first).dedup_key() == plan_command(again).dedup_key()
+    assert plan_command(first).dedup_key() == f"order:{ORDER}:order_received"
+    assert plan_command(cancel_order(ORDER, "a@example.com", "A")).dedup_key() == (
+        f"order:{ORDER}:order_cancelled"
+    )
+    assert plan_command(place_order(uuid.uuid4(), "a@example.com", "A")).dedup_key() != (
+        plan_command(first).dedup_key()
+    )
 
 
 def test_return_approved_names_the_return_not_the_order() -> None:
     request = plan_order_event(new_order_event("return.approved", "org_1", return_approved("r1")))
     assert (request.order_id, request.return_id) == (None, "r1")
     assert request.params["rma_number"] == "RMA-2025-0007"
+    assert request.dedup_key() == "return:r1:return_approved"
 
 
 def test_an_order_id_that_is_not_a_uuid_cannot_be_mailed() -> None:
@@ -74,6 +90,18 @@ def test_saga_commands_carry_their_recipient() -> None:
     assert contact_of(place_order(ORDER, None, "Ada")) is None
     assert contact_of(place_order(ORDER, "  ", "Ada")) is None
     assert contact_of(place_order(ORDER, "c@example.com", " ")) == Contact("c@example.com")
+
+
+def test_the_checkout_event_carries_the_contact_too() -> None:
+    checkout = new_bookworm(
+        UserCheckedOutIntegrationEvent,
+        order_id=ORDER,
+        basket_id=uuid.uuid4(),
+        email=" e@example.com",
+        full_name="Edith",
+        total_money=Decimal("1"),
+    )
+    assert contact_of(checkout) == Contact("e@example.com", "Edith")
 
 
 @pytest.mark.parametrize("template", list(Template))

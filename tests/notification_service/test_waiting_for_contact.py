@@ -19,7 +19,7 @@ from tests.notification_service.builders import (
     return_approved,
     return_requested,
 )
-from tests.notification_service.conftest import mail_rows, mails_to, parts
+from tests.notification_service.conftest import handled, mail_rows, mails_to, parts
 from tests.support import (
     ADMIN_KEY,
     ORG,
@@ -76,11 +76,18 @@ async def test_a_command_without_email_leaves_its_mail_waiting_for_a_later_conta
     [row] = await eventually(lambda: mail_rows(database, order_id), lambda rows: len(rows) == 1)
     assert row["status"] == "waiting_for_contact"
 
-    await publish.command(place_order(order_id, customer, None))  # the saga's retry, with email
+    retry = place_order(order_id, customer, None)  # the saga's retry, with email
+    await publish.command(retry)
 
-    mails = await eventually(lambda: _now(mails_to(smtp, customer)), lambda m: len(m) == 2)
-    assert {m["Subject"] for m in mails} == {"We received your order"}
-    text, _ = parts(mails[0])
+    # The retry brings the contact for the waiting mail and asks for no second one.
+    await eventually(lambda: handled(database, retry.id), bool)
+    rows = await eventually(
+        lambda: mail_rows(database, order_id), lambda rows: [r["status"] for r in rows] == ["sent"]
+    )
+    assert rows[0]["recipient"] == customer
+    [mail] = mails_to(smtp, customer)
+    assert mail["Subject"] == "We received your order"
+    text, _ = parts(mail)
     assert text.startswith("Hello,\n")
 
 
@@ -106,34 +113,64 @@ async def test_return_approved_reaches_the_customer_of_its_order_whatever_comes_
     assert approved["X-Commerce-Order-Id"] == str(order_id)
 
 
+async def _listed(client: AsyncTestClient[Any], order_id: uuid.UUID, key: str) -> list[Any]:
+    response = await client.get(
+        "/notifications", params={"order_id": str(order_id)}, headers=auth(key)
+    )
+    assert response.status_code == 200
+    notifications: list[Any] = response.json()["notifications"]
+    return notifications
+
+
 async def test_mails_are_listed_to_the_organization_of_their_order_only(
-    client: AsyncTestClient[Any], smtp: SmtpSink, publish: Bus
+    client: AsyncTestClient[Any], smtp: SmtpSink, publish: Bus, database: asyncpg.Connection
 ) -> None:
     order_id, customer = uuid.uuid4(), email()
 
-    async def listed(key: str) -> list[Any]:
-        response = await client.get(
-            "/notifications", params={"order_id": str(order_id)}, headers=auth(key)
-        )
-        assert response.status_code == 200
-        notifications: list[Any] = response.json()["notifications"]
-        return notifications
-
-    # A saga command names no organization: until an order event does, the mail is anyone's.
+    # A saga command names no organization: until an order event does, the mail is nobody's.
     await publish.command(place_order(order_id, customer, "Tony"))
-    await eventually(lambda: listed(OTHER_ORG_KEY), lambda n: len(n) == 1)
+    await eventually(lambda: mail_rows(database, order_id), lambda rows: len(rows) == 1)
+    assert await _listed(client, order_id, OTHER_ORG_KEY) == []
+    assert await _listed(client, order_id, ORG_KEY) == []
 
     await publish.event("order.delivered", delivered(order_id))
-    mails = await eventually(lambda: listed(ORG_KEY), lambda n: len(n) == 2)
+    mails = await eventually(lambda: _listed(client, order_id, ORG_KEY), lambda n: len(n) == 2)
     assert {m["template"] for m in mails} == {"order_received", "order_delivered"}
-    assert await listed(OTHER_ORG_KEY) == []
+    assert await _listed(client, order_id, OTHER_ORG_KEY) == []
 
     other_order = uuid.uuid4()
     await publish.event("order.created", created(other_order), organization_id=OTHER_ORG)
-    response = await client.get(
-        "/notifications", params={"order_id": str(other_order)}, headers=auth()
+    # Handled once its mail (waiting for a contact) is written; only its organization sees it.
+    await eventually(lambda: mail_rows(database, other_order), lambda rows: len(rows) == 1)
+    assert await _listed(client, other_order, ORG_KEY) == []
+    [mail] = await _listed(client, other_order, OTHER_ORG_KEY)
+    assert mail["template"] == "order_created"
+
+
+async def test_a_mail_with_no_organization_is_listed_only_to_the_known_owner_of_its_order(
+    client: AsyncTestClient[Any], database: asyncpg.Connection
+) -> None:
+    """A mail written before the order's organization reached it (a command and an order
+    event committing together) is listed to the organization the order belongs to."""
+    order_id, unknown_order = uuid.uuid4(), uuid.uuid4()
+    await database.execute(
+        "INSERT INTO orders (order_id, organization_id) VALUES ($1, $2)", order_id, ORG
     )
-    assert response.json()["notifications"] == []
+    for order in (order_id, unknown_order):
+        await database.execute(
+            "INSERT INTO mails (dedup_key, message_id, order_id, template, status)"
+            " VALUES ($1, $2, $3, 'order_delivered', 'waiting_for_contact')",
+            f"order:{order}:order_delivered",
+            str(uuid.uuid4()),
+            order,
+        )
+
+    [mail] = await _listed(client, order_id, ORG_KEY)
+    assert mail["template"] == "order_delivered"
+    assert await _listed(client, order_id, OTHER_ORG_KEY) == []
+    # An order no order event has named yet: its mail is nobody's.
+    assert await _listed(client, unknown_order, ORG_KEY) == []
+    assert await _listed(client, unknown_order, OTHER_ORG_KEY) == []
 
 
 async def test_the_sweep_releases_mail_whose_contact_committed_alongside_it(
