@@ -75,6 +75,11 @@ def _lines(items: list[Record]) -> list[rules.Line]:
     return [rules.Line(i["variant_id"], i["quantity"], i["unit_price"]) for i in items]
 
 
+def _address(address: s.AddressIn | None) -> dict[str, Any] | None:
+    """As stored (jsonb) and shown: every field, absent ones as null."""
+    return None if address is None else msgspec.structs.asdict(address)
+
+
 # -- carts -------------------------------------------------------------------------------------
 
 
@@ -125,6 +130,7 @@ async def checkout(
     at = utcnow()
     order_id = uuid.uuid4()
     total = rules.total(lines)
+    billing = data.billing_address or data.shipping_address
     order = await repo.insert_order(
         conn,
         id=order_id,
@@ -139,6 +145,8 @@ async def checkout(
         preferred_warehouse_id=data.preferred_warehouse_id,
         reservation_ttl_minutes=data.reservation_ttl_minutes,
         total_amount=total,
+        shipping_address=_address(data.shipping_address),
+        billing_address=_address(billing),
         created_at=at,
         updated_at=at,
     )

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from order_service.countries import CountryCode
+
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2000, pattern=r"^https?://\S+$")]
@@ -19,6 +21,14 @@ Email = Annotated[
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Quantity = Annotated[int, msgspec.Meta(gt=0, le=100_000)]
 Last4 = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
+#: One line of a postal address: printable (no control characters, so no line breaks a PDF or a
+#: label printer would act on), not blank.
+AddressLine = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f]+$")
+]
+PostalCode = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")
+]
 Condition = Literal["good", "damaged", "defective", "opened", "used"]
 
 MAX_MONEY = Decimal("100000000")
@@ -56,6 +66,16 @@ class CartItemIn(Body, frozen=True, kw_only=True):
         check_amount("unit_price", self.unit_price)
 
 
+class AddressIn(Body, frozen=True, kw_only=True):
+    name: AddressLine
+    line1: AddressLine
+    line2: AddressLine | None = None
+    city: AddressLine
+    postal_code: PostalCode
+    region: AddressLine | None = None
+    country: CountryCode
+
+
 class CheckoutIn(Body, frozen=True, kw_only=True):
     email: Email
     full_name: Text
@@ -63,6 +83,9 @@ class CheckoutIn(Body, frozen=True, kw_only=True):
     local_id: Id | None = None
     preferred_warehouse_id: Id | None = None
     reservation_ttl_minutes: Annotated[int, msgspec.Meta(gt=0, le=10_080)] = 15
+    shipping_address: AddressIn | None = None
+    #: Absent: the shipping address.
+    billing_address: AddressIn | None = None
 
 
 class PaymentIn(Body, frozen=True, kw_only=True):

@@ -1,9 +1,10 @@
-"""Invoice PDFs with reportlab: header, addresses, order lines, totals."""
+"""Invoice PDFs with reportlab: header, seller, billing and shipping addresses, order lines,
+totals."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -44,23 +45,22 @@ def render_invoice(
         Paragraph(f"Issued {issued} · Order {order['order_number']}", styles["Normal"]),
         Spacer(1, 6 * mm),
     ]
-    bill_to = [
-        f"<b>Bill to</b><br/>{_text(order['full_name'])}<br/>{_text(order['email'])}",
-        f"Customer {_text(order['customer_id'])}",
-    ]
+    bill_to = ["<b>Bill to</b>"]
+    bill_to += _address_lines(order["billing_address"]) or [_text(order["full_name"])]
+    bill_to += [_text(order["email"]), f"Customer {_text(order['customer_id'])}"]
     if invoice["recipient_email"]:
         bill_to.append(f"Sent to {_text(invoice['recipient_email'])}")
     seller_block = (
         f"<b>From</b><br/>{_text(seller)}<br/>Organization {_text(order['organization_id'])}"
     )
+    blocks = [seller_block, "<br/>".join(bill_to)]
+    ship_to = _address_lines(order["shipping_address"])
+    if ship_to:
+        blocks.append("<br/>".join(["<b>Ship to</b>", *ship_to]))
+    width = 170 * mm / len(blocks)
     addresses = Table(
-        [
-            [
-                Paragraph(seller_block, styles["Normal"]),
-                Paragraph("<br/>".join(bill_to), styles["Normal"]),
-            ]
-        ],
-        colWidths=[85 * mm, 85 * mm],
+        [[Paragraph(block, styles["Normal"]) for block in blocks]],
+        colWidths=[width] * len(blocks),
     )
     story += [addresses, Spacer(1, 8 * mm)]
     rows: list[list[str]] = [["Item", "Qty", "Unit price", "Amount"]]
@@ -95,6 +95,22 @@ def render_invoice(
     story.append(Paragraph(f"Paid in full · payment {invoice['payment_id']}", styles["Normal"]))
     doc.build(story)
     return buffer.getvalue()
+
+
+def _address_lines(address: Mapping[str, str | None] | None) -> list[str]:
+    """A postal address as printed: name, street lines, postcode and city, region, country."""
+    if not address:
+        return []
+    town = " ".join(p for p in (address.get("postal_code"), address.get("city")) if p)
+    parts = (
+        address.get("name"),
+        address.get("line1"),
+        address.get("line2"),
+        town,
+        address.get("region"),
+        address.get("country"),
+    )
+    return [_text(part) for part in parts if part]
 
 
 def _text(value: object) -> str:

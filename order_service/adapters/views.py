@@ -59,6 +59,8 @@ def order(row: Record, items: Sequence[Record]) -> dict[str, Any]:
         "local_id": row["local_id"],
         "preferred_warehouse_id": row["preferred_warehouse_id"],
         "reservation_ttl_minutes": row["reservation_ttl_minutes"],
+        "shipping_address": row["shipping_address"],
+        "billing_address": row["billing_address"],
         "total_amount": row["total_amount"],
         "paid_amount": row["paid_amount"],
         "refunded_amount": row["refunded_amount"],

@@ -194,8 +194,9 @@ class Shop:
             cart = await self.post(f"/carts/{cart['cart_id']}/items", _json(body), 201)
         return cart
 
-    async def order(self, *items: tuple[str, int, str]) -> dict[str, Any]:
-        """A checked-out order of a new cart (default: two lines)."""
+    async def order(self, *items: tuple[str, int, str], **checkout: Any) -> dict[str, Any]:
+        """A checked-out order of a new cart (default: two lines); `checkout`: more fields of
+        the checkout body (addresses)."""
         cart = await self.cart(*(items or (("var_789", 2, "25.00"), ("var_790", 1, "75.50"))))
         return await self.post(
             f"/carts/{cart['cart_id']}/checkout",
@@ -204,6 +205,7 @@ class Shop:
                 "full_name": "Juan Pérez",
                 "local_id": "local_101",
                 "preferred_warehouse_id": "wh_101",
+                **checkout,
             },
             201,
         )

@@ -208,6 +208,47 @@ async def test_invoice_pdf_is_a_real_pdf_with_lines_and_totals(
         assert expected in text, expected
 
 
+async def test_invoice_pdf_prints_the_billing_and_shipping_addresses(
+    shop: Shop, inventory: Inventory
+) -> None:
+    ship_to = {
+        "name": "Ada Lovelace",
+        "line1": "12 St James's Square",
+        "city": "London",
+        "postal_code": "SW1Y 4JH",
+        "country": "GB",
+    }
+    bill_to = {
+        "name": "Analytical Engines Ltd",
+        "line1": "1 Babbage Row",
+        "line2": "Floor 2",
+        "city": "Cambridge",
+        "postal_code": "CB2 1TN",
+        "region": "Cambs",
+        "country": "GB",
+    }
+    order = await shop.order(shipping_address=ship_to, billing_address=bill_to)
+    await inventory.reserved(order)
+    await shop.pay(order)
+    [invoice] = (
+        await shop.client.get(f"/orders/{order['order_id']}/invoices", headers=auth())
+    ).json()
+    response = await shop.client.get(f"/invoices/{invoice['invoice_id']}.pdf", headers=auth())
+    assert response.status_code == 200
+    text = _pdf_text(response.content)
+    for expected in (
+        "Bill to",
+        "Analytical Engines Ltd",
+        "Floor 2",
+        "CB2 1TN Cambridge",
+        "Cambs",
+        "Ship to",
+        "Ada Lovelace",
+        "SW1Y 4JH London",
+    ):
+        assert expected in text, expected
+
+
 def _pdf_text(pdf: bytes) -> str:
     """The page streams' text (reportlab writes them ASCII85- and Flate-encoded)."""
     chunks = []
