@@ -67,6 +67,10 @@ def build(settings: Settings) -> Litestar:
         TOPOLOGY.queue("notification_order_consumer"),
         decode=_order_event,
         handle=handlers.on_order_event,
+        # One worker, several events per transaction: the commit is amortised and no two
+        # batches lock the same orders in different orders.
+        prefetch=200,
+        batch_size=50,
     )
     runtime.consume(RETURNS_QUEUE, decode=_order_event, handle=handlers.on_return_requested)
     runtime.consume(

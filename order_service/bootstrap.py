@@ -42,13 +42,18 @@ def build_runtime(settings: Settings) -> tuple[ServiceRuntime, Context]:
         decode=decode_inventory,
         handle=reservations,
         prepare=reservations.prepare,
-        prefetch=50,
-        batch_size=10,
+        # One worker: the events of one order follow each other causally and are handled in
+        # the order they come; batches amortise the commit.
+        prefetch=200,
+        batch_size=50,
     )
     runtime.consume(
         TOPOLOGY.queue("basket-place-order"),
         decode=decode_place_order,
         handle=PlaceOrderHandler(ctx),
+        # Commands of different orders touch different carts (each locked by its handler).
+        prefetch=100,
+        workers=4,
     )
     runtime.consume(
         TOPOLOGY.queue("basket-checkout-complete"),
