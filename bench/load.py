@@ -68,8 +68,10 @@ class System:
     urls: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, env: dict[str, str], log_dir: Path) -> None:
-        for name in SERVICES:
+    def start(
+        self, env: dict[str, str], log_dir: Path, services: tuple[str, ...] = SERVICES
+    ) -> None:
+        for name in services:
             port = free_port()
             self.urls[name] = f"http://127.0.0.1:{port}"
             command = [sys.executable, "-m", "messaging.cli", "serve", name]
@@ -172,11 +174,14 @@ class Http:
         self._opened = 0
         self._limit = connections
 
-    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """(reader, writer, reused)."""
         if self._idle.empty() and self._opened < self._limit:
             self._opened += 1
-            return await asyncio.open_connection(self.host, self.port)
-        return await self._idle.get()
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            return reader, writer, False
+        reader, writer = await self._idle.get()
+        return reader, writer, True
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         payload = json.dumps(body).encode()
@@ -184,22 +189,33 @@ class Http:
             f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {KEY}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
-        reader, writer = await self._connection()
-        try:
-            writer.write(head.encode() + payload)
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                name, _, value = line.partition(b":")
-                if name.lower() == b"content-length":
-                    length = int(value)
-            answer = await reader.readexactly(length)
-        except BaseException:
-            writer.close()
-            self._opened -= 1
-            raise
-        self._idle.put_nowait((reader, writer))
-        return int(status_line.split()[1]), json.loads(answer) if answer else None
+        while True:
+            reader, writer, reused = await self._connection()
+            try:
+                writer.write(head.encode() + payload)
+                status_line = await reader.readline()
+                if not status_line and reused:
+                    # The server closed this idle connection (uvicorn's keep-alive timeout)
+                    # before it read the request: send it again on a new one.
+                    raise ConnectionResetError("idle connection closed by the server")
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                answer = await reader.readexactly(length)
+            except ConnectionResetError:
+                writer.close()
+                self._opened -= 1
+                if reused:
+                    continue
+                raise
+            except BaseException:
+                writer.close()
+                self._opened -= 1
+                raise
+            self._idle.put_nowait((reader, writer))
+            return int(status_line.split()[1]), json.loads(answer) if answer else None
 
     async def close(self) -> None:
         while not self._idle.empty():
