@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -122,8 +123,13 @@ async def settled(shop: Shop, sink: MailSink, sku: str, placed: list[Placed]) ->
         timeout=60,
     )
     for p in placed:
-        reservation = await shop.call("inventory", "GET", f"/reservations/{p.order_id}")
-        assert reservation["status"] == "committed", reservation
+        # The order is confirmed first; inventory commits its hold when order.confirmed
+        # reaches it, which after a restart may take a relay retry.
+        await eventually(
+            partial(shop.call, "inventory", "GET", f"/reservations/{p.order_id}"),
+            lambda reservation: reservation["status"] == "committed",
+            timeout=60,
+        )
         saga = await placed_saga(shop, p.order_id)
         ids = [t["message_id"] for t in saga["transitions"]]
         assert len(ids) == len(set(ids)), saga  # no message applied twice
