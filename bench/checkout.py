@@ -198,6 +198,7 @@ async def main() -> None:
         "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
         "BARE_SCHEMA": bare_schema,
     }
+    await db.ensure_database(settings.database_url)  # a fresh machine has none yet
     conn = await asyncpg.connect(settings.database_url)
     await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {bare_schema}")
     await conn.execute(

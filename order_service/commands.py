@@ -131,11 +131,15 @@ async def checkout(
     order_id = uuid.uuid4()
     total = rules.total(lines)
     billing = data.billing_address or data.shipping_address
-    order = await repo.insert_order(
+    # The cart first: the order's number locks the organization's counter until commit.
+    await repo.update(
+        conn, "carts", cart_id, status=status.value, order_id=order_id, last_activity_at=at
+    )
+    order, items = await repo.insert_numbered_order(
         conn,
+        lines,
         id=order_id,
         organization_id=org,
-        order_number=await repo.next_number(conn, org, "ORD"),
         customer_id=cart["customer_id"],
         cart_id=cart_id,
         email=data.email,
@@ -149,10 +153,6 @@ async def checkout(
         billing_address=_address(billing),
         created_at=at,
         updated_at=at,
-    )
-    items = await repo.insert_order_items(conn, order_id, lines)
-    await repo.update(
-        conn, "carts", cart_id, status=status.value, order_id=order_id, last_activity_at=at
     )
     created = ev.OrderCreatedData(
         order_id=str(order_id),

@@ -21,19 +21,84 @@ Table = Literal["carts", "orders", "order_items", "payments", "invoices", "shipm
 NumberKind = Literal["ORD", "RMA", "INV"]
 
 
+def _take_number(organization: str, kind: str) -> str:
+    """The counter's next value for the current year, as (year, last): locks its row."""
+    return (
+        "INSERT INTO number_counters AS c (organization_id, kind, year, last)"
+        f" VALUES ({organization}, {kind}, extract(year FROM now() AT TIME ZONE 'UTC')::int, 1)"
+        " ON CONFLICT (organization_id, kind, year) DO UPDATE SET last = c.last + 1"
+        " RETURNING year, last"
+    )
+
+
 async def next_number(conn: db.Connection, organization_id: str, kind: NumberKind) -> str:
     """The next ORD/RMA/INV number of the organization for the current year. The counter row
     stays locked until the caller's transaction ends: gap-free and collision-free."""
-    row = await conn.fetchrow(
-        "INSERT INTO number_counters AS c (organization_id, kind, year, last)"
-        " VALUES ($1, $2, extract(year FROM now() AT TIME ZONE 'UTC')::int, 1)"
-        " ON CONFLICT (organization_id, kind, year) DO UPDATE SET last = c.last + 1"
-        " RETURNING year, last",
-        organization_id,
-        kind,
-    )
+    row = await conn.fetchrow(_take_number("$1", "$2"), organization_id, kind)
     assert row is not None
     return human_number(kind, row["year"], row["last"])
+
+
+def _number_sql(kind: NumberKind, counter: str) -> str:
+    """`rules.human_number` in SQL, over a counter row `counter` (year, last)."""
+    return (
+        f"'{kind}-' || {counter}.year || '-' || CASE WHEN {counter}.last < 10000"
+        f" THEN lpad({counter}.last::text, 4, '0') ELSE {counter}.last::text END"
+    )
+
+
+async def insert_numbered_order(
+    conn: db.Connection, lines: Sequence[Line], **fields: Any
+) -> tuple[Record, list[dict[str, Any]]]:
+    """The order under the organization's next ORD number, and its items: one statement.
+
+    Gap-free numbers (SPEC §1) keep the counter row locked from here to the end of the
+    caller's transaction, so the checkouts of one organization pass one at a time; taking the
+    number, writing the order and its items in a single round trip keeps that stretch to this
+    statement, the outbox rows and the commit. Returns the order row and its items as the
+    order's view reads them."""
+    names = list(fields)
+    count = len(names)
+    org = names.index("organization_id") + 1
+    values = ", ".join(f"${i}" for i in range(1, count + 1))
+    item_ids = [uuid.uuid4() for _ in lines]
+    take = _take_number(f"${org}", "'ORD'")
+    sql = (
+        f"WITH n AS ({take}),"
+        f" o AS (INSERT INTO orders ({', '.join(names)}, order_number)"
+        f" SELECT {values}, {_number_sql('ORD', 'n')} FROM n RETURNING *),"
+        " i AS (INSERT INTO order_items (id, order_id, line, variant_id, quantity, unit_price)"
+        " SELECT t.id, o.id, t.line, t.variant_id, t.quantity, t.unit_price FROM o, unnest("
+        f"${count + 1}::uuid[], ${count + 2}::int[], ${count + 3}::text[],"
+        f" ${count + 4}::int[], ${count + 5}::numeric[])"
+        " AS t(id, line, variant_id, quantity, unit_price))"
+        " SELECT * FROM o"
+    )
+    order = await _one(
+        conn,
+        sql,
+        *fields.values(),
+        item_ids,
+        list(range(1, len(lines) + 1)),
+        [line.variant_id for line in lines],
+        [line.quantity for line in lines],
+        [line.unit_price for line in lines],
+    )
+    assert order is not None
+    items = [
+        {
+            "id": item_id,
+            "order_id": order["id"],
+            "line": number,
+            "variant_id": line.variant_id,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "warehouse_id": None,
+            "quantity_picked": 0,
+        }
+        for number, (item_id, line) in enumerate(zip(item_ids, lines, strict=True), start=1)
+    ]
+    return order, items
 
 
 async def update(conn: db.Connection, table: Table, row_id: uuid.UUID, **fields: Any) -> Record:
@@ -153,36 +218,6 @@ async def items_of_carts(
 
 
 # -- orders ------------------------------------------------------------------------------------
-
-
-async def insert_order(conn: db.Connection, **fields: Any) -> Record:
-    names = list(fields)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(names) + 1))
-    row = await _one(
-        conn,
-        f"INSERT INTO orders ({', '.join(names)}) VALUES ({placeholders}) RETURNING *",
-        *fields.values(),
-    )
-    assert row is not None
-    return row
-
-
-async def insert_order_items(
-    conn: db.Connection, order_id: uuid.UUID, lines: Sequence[Line]
-) -> list[Record]:
-    rows: list[Record] = await conn.fetch(
-        "INSERT INTO order_items (id, order_id, line, variant_id, quantity, unit_price)"
-        " SELECT id, $1, line, variant_id, quantity, unit_price FROM unnest("
-        " $2::uuid[], $3::int[], $4::text[], $5::int[], $6::numeric[])"
-        " AS t(id, line, variant_id, quantity, unit_price) RETURNING *",
-        order_id,
-        [uuid.uuid4() for _ in lines],
-        list(range(1, len(lines) + 1)),
-        [line.variant_id for line in lines],
-        [line.quantity for line in lines],
-        [line.unit_price for line in lines],
-    )
-    return sorted(rows, key=lambda r: r["line"])
 
 
 async def get_order(

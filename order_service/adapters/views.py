@@ -3,7 +3,7 @@ the contracts' codec so money stays a JSON number with its exact digits."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +14,8 @@ from contracts.codec import encode
 from order_service.domain.rules import money
 
 Record = asyncpg.Record
+#: A row as read (a Record) or as written and known without reading it back.
+Row = Record | Mapping[str, Any]
 
 
 def raw(value: Any) -> msgspec.Raw:
@@ -46,7 +48,7 @@ def cart(row: Record, items: Sequence[Record]) -> dict[str, Any]:
     }
 
 
-def order(row: Record, items: Sequence[Record]) -> dict[str, Any]:
+def order(row: Record, items: Sequence[Row]) -> dict[str, Any]:
     return {
         "order_id": row["id"],
         "order_number": row["order_number"],

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from order_service.adapters import repository
+from order_service.domain import rules
 from tests.order_service.conftest import Inventory, Shop
 from tests.support import OTHER_ORG_KEY, auth, unique
 
@@ -168,6 +170,30 @@ async def test_concurrent_checkouts_get_distinct_gap_free_numbers(shop: Shop) ->
     )
     all_numbers = sorted(int(r["order_number"].rsplit("-", 1)[1]) for r in allocated)
     assert all_numbers == list(range(1, len(all_numbers) + 1))
+
+
+async def test_numbers_written_in_sql_read_as_the_domain_writes_them(shop: Shop) -> None:
+    """Checkout takes its number inside the INSERT (repository._number_sql): the same text as
+    rules.human_number, past four digits too."""
+    for year, sequence in ((2025, 1), (2025, 42), (2026, 9999), (2026, 10000), (2027, 123456)):
+        written = await shop.conn.fetchval(
+            f"SELECT {repository._number_sql('ORD', 'n')} FROM (SELECT $1::int AS year,"
+            " $2::int AS last) AS n",
+            year,
+            sequence,
+        )
+        assert written == rules.human_number("ORD", year, sequence)
+
+
+async def test_checkout_answers_the_items_as_stored(shop: Shop) -> None:
+    order = await shop.order(("var_a", 2, "3.10"), ("var_b", 1, "0.99"), ("var_c", 3, "1.00"))
+    assert await shop.get(f"/orders/{order['order_id']}") == order
+    assert [(i["variant_id"], i["quantity"]) for i in order["items"]] == [
+        ("var_a", 2),
+        ("var_b", 1),
+        ("var_c", 3),
+    ]
+    assert order["total_amount"] == 10.19
 
 
 async def test_orders_page_by_status_with_a_cursor(shop: Shop) -> None:
