@@ -207,9 +207,10 @@ async def main() -> None:
         print("\nmail for the order:")
         deadline = time.monotonic() + 30
         while True:
-            mails = await call(
+            listed = await call(
                 client, "GET", f"{BASE['notification']}/notifications?order_id={order_id}"
             )
+            mails: list[dict[str, Any]] = listed["notifications"]
             sent = [m for m in mails if m.get("status") == "sent"]
             if len(sent) >= 2 or time.monotonic() > deadline:
                 break
