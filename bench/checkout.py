@@ -38,9 +38,10 @@ import httpx
 import msgspec
 from litestar import Litestar, post
 from litestar.datastructures import State
-from load import ADMIN, KEY, ORG, Http, System, free_port, percentile, remove
+from load import ADMIN, KEY, ORG, Http, System, free_port, percentile
 
 from messaging import db
+from messaging.namespaces import remove_namespace
 from messaging.settings import RuntimeSettings
 
 BARE_TABLE = "bare_orders"
@@ -251,10 +252,7 @@ async def main() -> None:
         bare.terminate()
         bare.wait(30)
         system.stop()
-        await remove(settings)
-        conn = await asyncpg.connect(settings.database_url)
-        await conn.execute(f"DROP SCHEMA IF EXISTS {bare_schema} CASCADE")
-        await conn.close()
+        await remove_namespace(settings)  # its schemas, the yardstick's too
 
     bare_rate = statistics.fmean(r[0] for r in rounds)
     checkout_rate = statistics.fmean(r[1] for r in rounds)

@@ -43,6 +43,7 @@ import asyncpg
 import httpx
 
 from contracts.topology import ECOMM, ORDER_EVENTS
+from messaging.namespaces import remove_namespace
 from messaging.settings import RuntimeSettings
 from messaging.topology import declare
 
@@ -331,24 +332,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def remove(settings: RuntimeSettings) -> None:
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in settings.topology.all_queues():
-            await channel.queue_delete(queue.name)
-        for exchange in settings.topology.exchanges:
-            await channel.exchange_delete(exchange.name)
-    finally:
-        await connection.close()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        for schema in SCHEMAS.values():
-            await conn.execute(f"DROP SCHEMA IF EXISTS {settings.schema(schema)} CASCADE")
-    finally:
-        await conn.close()
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50, help="checkouts started per second")
@@ -405,7 +388,7 @@ async def main() -> None:
     finally:
         await events.close()
         system.stop()
-        await remove(settings)
+        await remove_namespace(settings)
 
     to_reserved = [
         events.reserved[o] - t for o, t in outcome.checked_out_at.items() if o in events.reserved

@@ -26,6 +26,7 @@ from messaging import db
 from messaging.broker import Broker
 from messaging.dead_letters import list_dead_letters, replay_dead_letters
 from messaging.logs import configure_logging, redact
+from messaging.namespaces import find_namespaces, remove_namespace
 from messaging.outbox import Outbox, OutboxRelay
 from messaging.settings import RuntimeSettings
 
@@ -207,6 +208,35 @@ def _run_system(settings: RuntimeSettings, names: Sequence[str], host: str) -> i
     return exit_code
 
 
+async def _namespaces(settings: RuntimeSettings, args: argparse.Namespace) -> int:
+    schemas = [entry.schema for entry in SERVICES.values()]
+    found = await find_namespaces(settings, schemas)
+    if args.action == "list":
+        if args.namespaces or args.all:
+            print("commerce: `namespaces list` takes no names", file=sys.stderr)
+            return 2
+        for name, count in found.items():
+            print(f"{name}\t{count} of {len(schemas)} service schemas")
+        if not found:
+            print("no namespaces besides the default one")
+        return 0
+    if bool(args.namespaces) == args.all:
+        print("commerce: name the namespaces to remove, or --all", file=sys.stderr)
+        return 2
+    chosen = list(found) if args.all else args.namespaces
+    unknown = [name for name in chosen if name not in found]
+    if unknown:
+        print(f"commerce: no such namespace: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    for index, name in enumerate(chosen, start=1):
+        target = RuntimeSettings(
+            amqp_url=settings.amqp_url, database_url=settings.database_url, namespace=name
+        )
+        await remove_namespace(target, keep=found)
+        print(f"[{index}/{len(chosen)}] removed {name}", flush=True)
+    return 0
+
+
 # -- argument parsing ---------------------------------------------------------------------------
 
 
@@ -229,6 +259,13 @@ def _parser() -> tuple[argparse.ArgumentParser, list[ModuleType]]:
 
     topo = sub.add_parser("topology", help="declare or show the RabbitMQ topology")
     topo.add_argument("action", choices=["declare", "show"])
+
+    spaces = sub.add_parser(
+        "namespaces", help="list or remove COMMERCE_NAMESPACE systems (left by killed test runs)"
+    )
+    spaces.add_argument("action", choices=["list", "remove"])
+    spaces.add_argument("namespaces", nargs="*", metavar="NAMESPACE")
+    spaces.add_argument("--all", action="store_true", help="remove every namespace listed")
 
     dead = sub.add_parser("dead-letters", help="list or replay a service's dead letters")
     dead.add_argument("action", choices=["list", "replay"])
@@ -267,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _show_topology()
         case "dead-letters":
             asyncio.run(_dead_letters(settings, args))
+        case "namespaces":
+            return asyncio.run(_namespaces(settings, args))
         case _:
             handler = getattr(args, "handler", None)
             if handler is None:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from messaging.namespaces import remove_namespace
 from messaging.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, RuntimeSettings
 from tests.support import (
     ADMIN_KEY,
@@ -21,7 +22,6 @@ from tests.support import (
     OTHER_ORG,
     OTHER_ORG_KEY,
     Infra,
-    remove_namespace,
     unique,
 )
 

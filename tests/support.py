@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aio_pika
-import asyncpg
 import pytest
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 
@@ -87,28 +86,6 @@ ADMIN_KEY = "key-test-admin"
 
 def auth(key: str = ORG_KEY) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-async def remove_namespace(settings: RuntimeSettings) -> None:
-    """Delete a namespace's exchanges, queues and schemas (test clean-up)."""
-    connection = await aio_pika.connect(settings.amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in settings.topology.all_queues():
-            await channel.queue_delete(queue.name)
-        for exchange in settings.topology.exchanges:
-            await channel.exchange_delete(exchange.name)
-    finally:
-        await connection.close()
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        schemas = await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"%\\_{settings.namespace}"
-        )
-        for row in schemas:
-            await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
-    finally:
-        await conn.close()
 
 
 class Recorder:

@@ -24,8 +24,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from messaging.cli import SERVICES
+from messaging.namespaces import remove_namespace
 from messaging.settings import RuntimeSettings
-from tests.support import ADMIN_KEY, Infra, auth, eventually, remove_namespace, unique
+from tests.support import ADMIN_KEY, Infra, auth, eventually, unique
 
 
 def _die_with_the_tests() -> None:

@@ -22,11 +22,12 @@ from contracts import cloudevents as ce
 from contracts.bookworm import BookWormMessage, exchange_for
 from contracts.topology import ECOMM
 from messaging import db, envelopes
+from messaging.namespaces import remove_namespace
 from messaging.runtime import ServiceRuntime
 from messaging.settings import RuntimeSettings
 from order_service.main import SCHEMA, create_app
 from tests.contracts._shared import EXAMPLES_DIR, json_shape
-from tests.support import Infra, auth, eventually, remove_namespace, unique
+from tests.support import Infra, auth, eventually, unique
 
 SWEEP_SECONDS = 0.3
 EXAMPLES = EXAMPLES_DIR / "order_events"

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit, urlunsplit
 from litestar.testing import AsyncTestClient
 
 from messaging import db
+from messaging.namespaces import remove_namespace
 from messaging.settings import RuntimeSettings
 from order_service.main import SCHEMA, create_app
-from tests.support import Infra, Recorder, auth, eventually, remove_namespace, unique
+from tests.support import Infra, Recorder, auth, eventually, unique
 
 
 class Gate:
