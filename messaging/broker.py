@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -84,6 +85,9 @@ class Broker:
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._channel_lock = asyncio.Lock()
+        #: Connections being dropped for want of confirms, and the tasks closing them.
+        self._dropping: weakref.WeakSet[AbstractConnection] = weakref.WeakSet()
+        self._background: set[asyncio.Task[None]] = set()
         self._connected = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
@@ -222,6 +226,7 @@ class Broker:
         busy service loop, a batch of 500 took seconds. Without the wait, the frames of a batch
         are queued in call order at once; the confirm is still awaited for each message.
         """
+        connection = self._connection
         try:
             channel = await self._publish_channel()
             # The concrete channel: `wait` is not in aiormq's abstract signature.
@@ -251,8 +256,29 @@ class Broker:
             raise PublishRejected(f"channel closed by the broker: {exc!r}") from exc
         except (BrokerUnavailable, PublishRejected):
             raise
+        except TimeoutError as exc:
+            self._drop_stuck(connection)
+            raise BrokerUnavailable(
+                f"no confirm within {self._publish_timeout:g} s; reconnecting"
+            ) from exc
         except (*_CONNECT_ERRORS, aiormq.exceptions.AMQPError, RuntimeError) as exc:
             raise BrokerUnavailable(repr(exc)) from exc
+
+    def _drop_stuck(self, connection: AbstractConnection | None) -> None:
+        """A publish got no confirm in time: the connection is stuck — a resource alarm blocks
+        publishers, or the network stalls. Frames queued on it would still go out whenever it
+        moves, on top of the copies the caller publishes again when it retries; dropping the
+        connection discards them, so a retry starts afresh with nothing queued behind it. Once
+        per connection, however many publishes time out on it."""
+        if connection is None or connection is not self._connection:
+            return
+        if connection in self._dropping:
+            return
+        self._dropping.add(connection)
+        log.warning("no publisher confirm in time; dropping the connection", url=redact(self.url))
+        task = asyncio.create_task(close_quietly(connection))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def publish_many(self, messages: list[OutgoingMessage]) -> list[BaseException | None]:
         """Publish in order, pipelined (frames leave in call order); one outcome per message."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
+from functools import partial
+from operator import lt
 
 import pytest
 from aio_pika.abc import AbstractChannel
@@ -11,10 +14,10 @@ from aio_pika.abc import AbstractChannel
 from contracts.topology import Binding, Exchange, ExchangeType, Queue, Topology
 from messaging import topology
 from messaging.broker import Broker
-from messaging.errors import PublishRejected
+from messaging.errors import BrokerUnavailable, PublishRejected
 from messaging.message import OutgoingMessage
 from tests.messaging.conftest import ScratchExchange
-from tests.support import unique
+from tests.support import Infra, eventually, rabbitmqctl, unique
 
 
 def message(exchange: str, routing_key: str, **overrides: object) -> OutgoingMessage:
@@ -113,3 +116,55 @@ async def test_alternate_exchange_keeps_what_no_queue_is_bound_for(
         await channel.queue_delete(keep.name)
         await channel.exchange_delete(name)
         await channel.exchange_delete(f"{name}.unrouted")
+
+
+async def _connections(broker: Broker) -> int:
+    return broker.connections_made
+
+
+@pytest.mark.broker_restart
+async def test_publishes_stuck_behind_a_resource_alarm_drop_the_connection_and_its_queue(
+    infra: Infra, channel: AbstractChannel, exchange: ScratchExchange
+) -> None:
+    """RabbitMQ blocks publishing connections during a memory alarm. A batch gets no confirms;
+    its frames, already queued on the connection, would all go out when the alarm clears, on
+    top of the copies the relay publishes again on every retry. The stuck connection is
+    dropped instead, and with it what it had queued."""
+    if not infra.local_broker:
+        pytest.skip("needs rabbitmqctl for the broker the tests use")
+    queue = await topology.declare_queue(channel, exchange.queue("stuck.#"))
+    broker = Broker(
+        infra.amqp_url, app_id="tests", topology=None, publish_timeout=1.0, reconnect_min=0.1
+    )
+    broker.start()
+    assert await broker.wait_connected(15)
+    watermark = (
+        await rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
+    ).strip()
+    try:
+        await broker.publish(message(exchange.name, "stuck.before"))
+        await rabbitmqctl("set_vm_memory_high_watermark", "0")  # the alarm, at once
+        try:
+            for _ in range(2):  # the relay's retries
+                made = broker.connections_made
+                batch = [message(exchange.name, "stuck.during") for _ in range(200)]
+                outcomes = await broker.publish_many(batch)
+                assert all(isinstance(o, BrokerUnavailable) for o in outcomes), outcomes[:3]
+                assert "no confirm within 1 s" in str(outcomes[-1])
+                await eventually(partial(_connections, broker), partial(lt, made), timeout=30)
+        finally:
+            await rabbitmqctl("set_vm_memory_high_watermark", watermark)
+        await broker.publish(message(exchange.name, "stuck.after"))
+
+        await asyncio.sleep(1)  # anything still queued somewhere would arrive by now
+        received = []
+        while (got := await queue.get(timeout=5, fail=False)) is not None:
+            await got.ack()
+            received.append(got.routing_key)
+        # `before` and `after`, and of the batches only what the broker had read off each
+        # connection before it blocked it (some tens here) — not every frame of every retry.
+        assert received[0] == "stuck.before", received
+        assert received[-1] == "stuck.after", received
+        assert received.count("stuck.during") < 200, len(received)
+    finally:
+        await broker.close()
