@@ -21,10 +21,13 @@ Email = Annotated[
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
 Quantity = Annotated[int, msgspec.Meta(gt=0, le=100_000)]
 Last4 = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$")]
-#: One line of a postal address: printable (no control characters, so no line breaks a PDF or a
-#: label printer would act on), not blank.
+#: One line of a postal address: printable (no C0 or C1 control characters and no Unicode line
+#: or paragraph separators, so no line breaks a PDF or a label printer would act on), not blank.
 AddressLine = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=120, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f]+$")
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=120, pattern=r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+    ),
 ]
 PostalCode = Annotated[
     str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]*$")

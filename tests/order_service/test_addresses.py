@@ -64,6 +64,8 @@ async def test_addresses_are_optional(shop: Shop) -> None:
         ({"billing_address": {**BILL_TO, "country": 840}}, "billing_address.country"),
         ({"shipping_address": {**SHIP_TO, "line1": "  "}}, "shipping_address.line1"),
         ({"shipping_address": {**SHIP_TO, "line1": "a\nb"}}, "shipping_address.line1"),
+        ({"shipping_address": {**SHIP_TO, "line1": "a\u0085b"}}, "shipping_address.line1"),
+        ({"billing_address": {**BILL_TO, "name": "a\u2028b"}}, "billing_address.name"),
         ({"shipping_address": {**SHIP_TO, "city": "x" * 121}}, "shipping_address.city"),
         ({"billing_address": {**BILL_TO, "postal_code": "9501#"}}, "billing_address.postal_code"),
         ({"billing_address": {**BILL_TO, "postal_code": "1" * 17}}, "billing_address.postal_code"),
