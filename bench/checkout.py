@@ -8,10 +8,11 @@ same uvicorn settings, a bare Litestar app whose one route decodes the same JSON
 msgspec, INSERTs one row with asyncpg from a pool of the same size, and answers 201 with JSON.
 
 `POST /carts/{id}/checkout` is what is timed: carts with one line each are made beforehand (not
-timed). A checkout checks the API key, locks the cart, allocates the
-order number, writes the order, its items, three outbox rows (`order.created`, `order.placed`,
-`UserCheckedOutIntegrationEvent`) and the stored response in one transaction, and its relay
-publishes those events with confirms in the same process while the next requests come in.
+timed). A checkout checks the API key, locks the cart, takes the order number and writes the
+order, its items and three outbox rows (`order.created`, `order.placed`,
+`UserCheckedOutIntegrationEvent`) in one transaction (no Idempotency-Key is sent, so no answer
+is stored), and its relay publishes those events with confirms in the same process while the
+next requests come in.
 
 Both are driven closed-loop: `--concurrency` clients, each sending its next request as soon as
 the answer is in, `--requests` per round; rounds alternate (bare, checkout, bare, …) so that

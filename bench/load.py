@@ -196,21 +196,17 @@ class Http:
                 writer.write(head.encode() + payload)
                 status_line = await reader.readline()
                 if not status_line and reused:
-                    # The server closed this idle connection (uvicorn's keep-alive timeout)
-                    # before it read the request: send it again on a new one.
-                    raise ConnectionResetError("idle connection closed by the server")
+                    # The server had closed this idle connection (uvicorn's keep-alive timeout)
+                    # and answered nothing: it did not take the request. Send it on a new one.
+                    writer.close()
+                    self._opened -= 1
+                    continue
                 length = 0
                 while (line := await reader.readline()) not in (b"\r\n", b""):
                     name, _, value = line.partition(b":")
                     if name.lower() == b"content-length":
                         length = int(value)
                 answer = await reader.readexactly(length)
-            except ConnectionResetError:
-                writer.close()
-                self._opened -= 1
-                if reused:
-                    continue
-                raise
             except BaseException:
                 writer.close()
                 self._opened -= 1

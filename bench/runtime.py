@@ -123,8 +123,8 @@ async def consume_rate(
         return consumer.stats.handled + consumer.stats.duplicates
 
     await wait_until(f"consumer, batch {batch}", done, count)
-    elapsed = time.perf_counter() - started
     await consumer.stop()
+    elapsed = time.perf_counter() - started
     handled = await done()  # after stop: what was in flight has been handled or given back
     return handled / elapsed, handled
 

@@ -52,7 +52,7 @@ async def insert_numbered_order(
 ) -> tuple[Record, list[dict[str, Any]]]:
     """The order under the organization's next ORD number, and its items: one statement.
 
-    Gap-free numbers (SPEC §1) keep the counter row locked from here to the end of the
+    Gap-free numbers (SPEC §2.1) keep the counter row locked from here to the end of the
     caller's transaction, so the checkouts of one organization pass one at a time; taking the
     number, writing the order and its items in a single round trip keeps that stretch to this
     statement, the outbox rows and the commit. Returns the order row and its items as the
