@@ -22,6 +22,7 @@ from tests.support import (
     OTHER_ORG,
     OTHER_ORG_KEY,
     Infra,
+    lift_a_left_over_memory_alarm,
     unique,
 )
 
@@ -56,10 +57,13 @@ def infra() -> Iterator[Infra]:
                 local_broker=False,
             )
         return
+    local_broker = shutil.which("rabbitmqctl") is not None
+    if local_broker:
+        lift_a_left_over_memory_alarm()
     yield Infra(
         amqp_url or DEFAULT_AMQP_URL,
         database_url or DEFAULT_DATABASE_URL,
-        local_broker=shutil.which("rabbitmqctl") is not None,
+        local_broker=local_broker,
     )
 
 

@@ -63,6 +63,30 @@ async def rabbitmqctl(*args: str, timeout: float = 120) -> str:
     return out.decode()
 
 
+#: What the publisher's alarm test sets (every publisher blocked), and RabbitMQ's default.
+BLOCKING_WATERMARK, DEFAULT_WATERMARK = "0", "0.4"
+_GET_WATERMARK = "vm_memory_monitor:get_vm_memory_high_watermark()."
+
+
+def lift_a_left_over_memory_alarm() -> None:
+    """A test run killed inside the alarm test leaves the local broker blocking every
+    publisher: give it back RabbitMQ's default before anything else runs."""
+    out = subprocess.run(
+        ["rabbitmqctl", "eval", _GET_WATERMARK], capture_output=True, text=True, timeout=60
+    )
+    if out.returncode == 0 and float(out.stdout.strip() or "1") == 0:
+        subprocess.run(
+            ["rabbitmqctl", "set_vm_memory_high_watermark", DEFAULT_WATERMARK],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+
+
+async def memory_watermark() -> str:
+    return (await rabbitmqctl("eval", _GET_WATERMARK)).strip()
+
+
 async def close_broker_connections() -> None:
     """What a broker restart looks like to clients: every connection closed from the server."""
     await rabbitmqctl("close_all_connections", "test: closed from the broker side")

@@ -17,7 +17,14 @@ from messaging.broker import Broker
 from messaging.errors import BrokerUnavailable, PublishRejected
 from messaging.message import OutgoingMessage
 from tests.messaging.conftest import ScratchExchange
-from tests.support import Infra, eventually, rabbitmqctl, unique
+from tests.support import (
+    BLOCKING_WATERMARK,
+    Infra,
+    eventually,
+    memory_watermark,
+    rabbitmqctl,
+    unique,
+)
 
 
 def message(exchange: str, routing_key: str, **overrides: object) -> OutgoingMessage:
@@ -138,12 +145,10 @@ async def test_publishes_stuck_behind_a_resource_alarm_drop_the_connection_and_i
     )
     broker.start()
     assert await broker.wait_connected(15)
-    watermark = (
-        await rabbitmqctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().")
-    ).strip()
+    watermark = await memory_watermark()
     try:
         await broker.publish(message(exchange.name, "stuck.before"))
-        await rabbitmqctl("set_vm_memory_high_watermark", "0")  # the alarm, at once
+        await rabbitmqctl("set_vm_memory_high_watermark", BLOCKING_WATERMARK)  # alarm at once
         try:
             for _ in range(2):  # the relay's retries
                 made = broker.connections_made
