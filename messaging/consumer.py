@@ -272,8 +272,11 @@ class Consumer(Generic[T]):
         return {row["message_id"] for row in rows}
 
     async def _finish(self, batch: list[_Pending[T]], outcomes: list[str], attempts: int) -> None:
+        # The batch's acks leave together. Awaited one after another, each waits for the
+        # connection's writer task to put it on the wire — a turn of the event loop apiece,
+        # which on a busy service held the worker for tens of milliseconds per batch.
+        await asyncio.gather(*(self._ack(pending.message) for pending in batch))
         for pending, outcome in zip(batch, outcomes, strict=True):
-            await self._ack(pending.message)
             self._count(outcome)
             fields = pending.delivery.log_context()
             if outcome == "dead_lettered":
