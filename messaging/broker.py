@@ -276,7 +276,7 @@ class Broker:
             return
         self._dropping.add(connection)
         log.warning("no publisher confirm in time; dropping the connection", url=redact(self.url))
-        task = asyncio.create_task(close_quietly(connection))
+        task = asyncio.create_task(self.reconnect())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
