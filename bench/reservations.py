@@ -39,6 +39,7 @@ from inventory_service.config import Settings
 from inventory_service.domain.transactions import Delta
 from messaging import db, envelopes
 from messaging.logs import configure_logging
+from messaging.namespaces import remove_namespace
 from messaging.settings import RuntimeSettings
 from messaging.topology import declare
 
@@ -105,23 +106,6 @@ async def preload(runtime: RuntimeSettings, n: int) -> None:
         await connection.close()
 
 
-async def remove(runtime: RuntimeSettings) -> None:
-    connection = await aio_pika.connect(runtime.amqp_url)
-    try:
-        channel = await connection.channel()
-        for queue in runtime.topology.all_queues():
-            await channel.queue_delete(queue.name)
-        for exchange in runtime.topology.exchanges:
-            await channel.exchange_delete(exchange.name)
-    finally:
-        await connection.close()
-    conn = await db.connect(runtime.database_url, "public")
-    try:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {runtime.schema(SCHEMA)} CASCADE")
-    finally:
-        await conn.close()
-
-
 async def measure(n: int) -> tuple[float, Settings]:
     env = dict(os.environ)
     env["COMMERCE_NAMESPACE"] = f"bench{uuid.uuid4().hex[:8]}"
@@ -150,7 +134,7 @@ async def measure(n: int) -> tuple[float, Settings]:
         finally:
             await runtime.stop()
     finally:
-        await remove(settings.runtime)
+        await remove_namespace(settings.runtime)
     return n / elapsed, settings
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -148,6 +149,26 @@ async def settled(shop: Shop, sink: MailSink, sku: str, placed: list[Placed]) ->
     assert len(found) == len(placed)
 
 
+async def checkouts_through(
+    shop: Shop,
+    sink: MailSink,
+    fault: Callable[[Stream], Awaitable[None]],
+    *,
+    orders: int = 24,
+    parallel: int = 4,
+    before: int = 6,
+) -> None:
+    """A stream of `orders` checkouts; `fault` strikes once `before` of them are placed, while
+    the rest keep coming; then every one must have settled (see `settled`)."""
+    sku, bin_name = await stocked(shop)
+    stream = Stream(shop, sku, bin_name)
+    running = asyncio.create_task(stream.run(orders, parallel=parallel))
+    await stream.until_placed(before)
+    await fault(stream)
+    await running
+    await settled(shop, sink, sku, stream.placed)
+
+
 @pytest.fixture
 def sink(mail: tuple[MailSink, int]) -> MailSink:
     return mail[0]
@@ -159,15 +180,13 @@ async def test_rabbitmq_restarted_in_the_middle_of_a_stream_of_checkouts(
 ) -> None:
     if not infra.local_broker:
         pytest.skip("needs rabbitmqctl for the broker the tests use")
-    sku, bin_name = await stocked(shop)
-    stream = Stream(shop, sku, bin_name)
-    running = asyncio.create_task(stream.run(24))
-    await stream.until_placed(6)
-    await stop_broker()
-    await asyncio.sleep(2)  # checkouts go on meanwhile: their events wait in the outboxes
-    await start_broker()
-    await running
-    await settled(shop, sink, sku, stream.placed)
+
+    async def restart(_: Stream) -> None:
+        await stop_broker()
+        await asyncio.sleep(2)  # checkouts go on meanwhile: their events wait in the outboxes
+        await start_broker()
+
+    await checkouts_through(shop, sink, restart)
 
 
 @pytest.mark.postgres_restart
@@ -176,28 +195,24 @@ async def test_postgres_restarted_in_the_middle_of_a_stream_of_checkouts(
 ) -> None:
     if not local_postgres(infra):
         pytest.skip("needs pg_ctlcluster for the database the tests use")
-    sku, bin_name = await stocked(shop)
-    stream = Stream(shop, sku, bin_name)
-    running = asyncio.create_task(stream.run(24))
-    await stream.until_placed(6)
-    await restart_postgres()
-    await running
-    await settled(shop, sink, sku, stream.placed)
+
+    async def restart(_: Stream) -> None:
+        await restart_postgres()
+
+    await checkouts_through(shop, sink, restart)
 
 
 async def test_a_service_killed_mid_batch_and_started_again_loses_nothing(
     shop: Shop, sink: MailSink, system: System
 ) -> None:
-    sku, bin_name = await stocked(shop)
-    stream = Stream(shop, sku, bin_name)
-    running = asyncio.create_task(stream.run(30, parallel=6))
-    await stream.until_placed(8)
-    system.kill("inventory")  # SIGKILL: no shutdown, whatever it held unacked is redelivered
-    await stream.until_placed(16)  # orders keep coming while inventory is gone
-    system.start("inventory")
-    await system.wait_ready("inventory")
-    await running
-    await settled(shop, sink, sku, stream.placed)
+
+    async def kill(stream: Stream) -> None:
+        system.kill("inventory")  # SIGKILL: no shutdown, whatever it held unacked is redelivered
+        await stream.until_placed(16)  # orders keep coming while inventory is gone
+        system.start("inventory")
+        await system.wait_ready("inventory")
+
+    await checkouts_through(shop, sink, kill, orders=30, parallel=6, before=8)
 
 
 class Duplicator:

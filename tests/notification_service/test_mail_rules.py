@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from contracts.bookworm import UserCheckedOutIntegrationEvent, new_bookworm
+from contracts.bookworm import new_bookworm
 from contracts.order_events import new_order_event
 from notification_service.domain.mail import (
     Contact,
@@ -24,6 +24,7 @@ from notification_service.domain.mail import (
 from notification_service.domain.templates import TEMPLATES, OrderFacts, render
 from tests.notification_service.builders import (
     cancel_order,
+    checked_out,
     confirmed,
     created,
     delivered,
@@ -93,14 +94,7 @@ def test_saga_commands_carry_their_recipient() -> None:
 
 
 def test_the_checkout_event_carries_the_contact_too() -> None:
-    checkout = new_bookworm(
-        UserCheckedOutIntegrationEvent,
-        order_id=ORDER,
-        basket_id=uuid.uuid4(),
-        email=" e@example.com",
-        full_name="Edith",
-        total_money=Decimal("1"),
-    )
+    checkout = checked_out(ORDER, " e@example.com", "Edith")
     assert contact_of(checkout) == Contact("e@example.com", "Edith")
 
 

@@ -27,6 +27,20 @@ SHIPMENT = {"carrier": "UPS", "service": "Ground", "shipping_cost": 9.5}
 CANCEL = {"reason": "customer_request", "cancelled_by": "user_1"}
 
 
+async def returned_order(shop: Shop, inventory: Inventory) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A delivered order, and a return requested for one unit of its first line."""
+    order = await confirmed_order(shop, inventory)
+    order_id = order["order_id"]
+    shipment = await shop.post(f"/orders/{order_id}/shipments", SHIPMENT, 201)
+    ship = f"/shipments/{shipment['shipment_id']}"
+    await shop.post(f"{ship}/label", {"carrier_cost": 5})
+    await shop.post(f"{ship}/dispatch", {})
+    await shop.post(f"{ship}/deliver", {"recipient": "A"})
+    item = order["items"][0]
+    body = {"reason": "x", "items": [{"order_item_id": item["order_item_id"], "quantity": 1}]}
+    return order, await shop.post(f"/orders/{order_id}/returns", body, 201)
+
+
 async def confirmed_order(shop: Shop, inventory: Inventory) -> dict[str, Any]:
     order = await shop.order()
     await inventory.reserved(order)
@@ -96,16 +110,8 @@ async def test_cancel_after_shipment_and_return_before_delivery_are_conflicts(
 
 
 async def test_refund_more_than_paid_is_a_conflict(shop: Shop, inventory: Inventory) -> None:
-    order = await confirmed_order(shop, inventory)
-    order_id = order["order_id"]
-    shipment = await shop.post(f"/orders/{order_id}/shipments", SHIPMENT, 201)
-    ship = f"/shipments/{shipment['shipment_id']}"
-    await shop.post(f"{ship}/label", {"carrier_cost": 5})
-    await shop.post(f"{ship}/dispatch", {})
-    await shop.post(f"{ship}/deliver", {"recipient": "A"})
-    item = order["items"][0]
-    body = {"reason": "x", "items": [{"order_item_id": item["order_item_id"], "quantity": 1}]}
-    ret = await shop.post(f"/orders/{order_id}/returns", body, 201)
+    order, ret = await returned_order(shop, inventory)
+    order_id, item = order["order_id"], order["items"][0]
     too_much = {"approved_by": "m", "refund_amount": order["total_amount"] + 0.01}
     problem = await refused(shop, order_id, f"/returns/{ret['return_id']}/approve", too_much)
     assert problem["field"] == "refund_amount"
@@ -154,16 +160,8 @@ async def test_no_label_for_a_cancelled_order(shop: Shop, inventory: Inventory) 
 async def test_only_what_the_return_authorizes_can_be_received(
     shop: Shop, inventory: Inventory
 ) -> None:
-    order = await confirmed_order(shop, inventory)
-    order_id = order["order_id"]
-    shipment = await shop.post(f"/orders/{order_id}/shipments", SHIPMENT, 201)
-    ship = f"/shipments/{shipment['shipment_id']}"
-    await shop.post(f"{ship}/label", {"carrier_cost": 5})
-    await shop.post(f"{ship}/dispatch", {})
-    await shop.post(f"{ship}/deliver", {"recipient": "A"})
-    item = order["items"][0]
-    body = {"reason": "x", "items": [{"order_item_id": item["order_item_id"], "quantity": 1}]}
-    ret = await shop.post(f"/orders/{order_id}/returns", body, 201)
+    order, ret = await returned_order(shop, inventory)
+    order_id, item = order["order_id"], order["items"][0]
     receive = f"/returns/{ret['return_id']}/receive"
     await shop.post(
         f"/returns/{ret['return_id']}/approve", {"approved_by": "m", "refund_amount": 1}
