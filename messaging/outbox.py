@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -39,13 +40,31 @@ _COLUMNS = (
     "body",
     "created_at",
 )
+_TYPES = ("text",) * 8 + ("jsonb", "bytea", "timestamptz")  # of the columns above
+
+
+def _unnest(first: int) -> str:
+    """The outbox columns as `unnest($first::text[], …)`, with two more arrays for filling in."""
+    arrays = [f"${first + i}::{kind}[]" for i, kind in enumerate((*_TYPES, "int", "int"))]
+    names = ", ".join((*_COLUMNS, "fill_at", "fill_length"))
+    return f"unnest({', '.join(arrays)}) AS m ({names})"
+
+
+def _insert_sql(first: int, *, fill: str | None = None, source: str | None = None) -> str:
+    body = "m.body"
+    if fill is not None:
+        body = (
+            "CASE WHEN m.fill_at = 0 THEN m.body ELSE overlay(m.body PLACING"
+            f" convert_to({fill}, 'UTF8') FROM m.fill_at FOR m.fill_length) END"
+        )
+    values = ", ".join(f"m.{c}" if c != "body" else body for c in _COLUMNS)
+    sources = _unnest(first) if source is None else f"{source}, {_unnest(first)}"
+    return f"INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT {values} FROM {sources}"
+
+
 # One round trip: the rows and the NOTIFY (a data-modifying CTE runs even though the outer
 # SELECT does not read it). The notification is delivered at commit, and only if it commits.
-_INSERT = (
-    f"WITH written AS (INSERT INTO outbox ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
-    "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
-    " $8::text[], $9::jsonb[], $10::bytea[], $11::timestamptz[])) SELECT pg_notify($12, '')"
-)
+_INSERT = f"WITH written AS ({_insert_sql(1)}) SELECT pg_notify($14, '')"
 
 
 def notify_channel(schema: str) -> str:
@@ -64,24 +83,60 @@ class Outbox:
             return
         if not conn.is_in_transaction():
             raise RuntimeError("Outbox.add must run inside the transaction of the state change")
-        columns: list[list[Any]] = [[] for _ in _COLUMNS]
-        for m in messages:
-            row = (
-                m.message_id,
-                m.exchange,
-                m.routing_key,
-                m.type,
-                m.app_id,
-                m.correlation_id,
-                m.subject,
-                m.reply_to,
-                dict(m.headers),
-                m.body,
-                m.timestamp,
-            )
-            for column, value in zip(columns, row, strict=True):
-                column.append(value)
-        await conn.execute(_INSERT, *columns, self.channel)
+        await conn.execute(_INSERT, *_columns(messages, None), self.channel)
+
+    def rows(
+        self, messages: Sequence[OutgoingMessage], *, placeholder: bytes | None = None
+    ) -> OutboxRows:
+        """`messages` for a statement that writes them itself (see `OutboxRows`). With a
+        `placeholder`, each body is searched for it; its first occurrence is filled in."""
+        return OutboxRows(_columns(messages, placeholder), self.channel)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRows:
+    """Messages as the parameters of an outbox INSERT, for a state change written together
+    with its messages in ONE statement: such a statement needs no transaction around it, so
+    the locks it takes are held while Postgres runs it, not across round trips."""
+
+    columns: list[list[Any]]
+    #: The relay's NOTIFY channel: the statement must `pg_notify(channel, '')`.
+    channel: str
+
+    def insert_sql(self, first: int, *, fill: str | None = None, source: str | None = None) -> str:
+        """`INSERT INTO outbox …` over parameters `$first` to `$first + 12` (`columns`), as a
+        term of the caller's data-modifying CTE.
+
+        `fill` is an SQL text expression over `source` (a CTE of that statement, e.g. the
+        inserted row) for a value the statement itself decides, such as a gap-free number taken
+        from a locked counter: it replaces the placeholder in the bodies that carry one. The
+        rows are written once per row of `source`, so none when it has none."""
+        return _insert_sql(first, fill=fill, source=source)
+
+
+def _columns(messages: Sequence[OutgoingMessage], placeholder: bytes | None) -> list[list[Any]]:
+    """One array per column of `_unnest`, the messages in order."""
+    columns: list[list[Any]] = [[] for _ in range(len(_COLUMNS) + 2)]
+    for m in messages:
+        at = m.body.find(placeholder) + 1 if placeholder else 0
+        row = (
+            m.message_id,
+            m.exchange,
+            m.routing_key,
+            m.type,
+            m.app_id,
+            m.correlation_id,
+            m.subject,
+            m.reply_to,
+            dict(m.headers),
+            m.body,
+            m.timestamp,
+            at,
+            len(placeholder) if at and placeholder else 0,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def _message_of(row: asyncpg.Record) -> OutgoingMessage:

@@ -236,11 +236,16 @@ async def command(
     work: Callable[[db.Connection], Awaitable[Any]],
     *,
     status: int = 200,
+    atomic: bool = False,
 ) -> Response[bytes]:
     """Run `work` in one transaction and answer with its result as JSON.
 
     With an `Idempotency-Key` header, the first answer is stored in that same transaction; the
-    same key and body later replays it, the same key with another body is a 409."""
+    same key and body later replays it, the same key with another body is a 409.
+
+    `atomic`: `work` makes its whole change in one statement and reads only before it, so
+    without an Idempotency-Key it runs without a transaction of its own — two round trips
+    (BEGIN, COMMIT) fewer, and the locks of that statement end with it."""
     runtime = runtime_of(request)
     key = request.headers.get("idempotency-key")
     if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
@@ -251,6 +256,10 @@ async def command(
     fingerprint = hashlib.sha256(
         f"{request.method} {request.url.path}\n".encode() + await request.body()
     ).hexdigest()
+    if key is None and atomic:
+        async with db.acquire(runtime.pool) as conn:
+            body = msgspec.json.encode(await work(conn))
+        return Response(body, status_code=status, media_type="application/json")
     async with db.acquire(runtime.pool) as conn, conn.transaction():
         if key is not None:
             stored = await _claim(conn, organization_id, key, fingerprint)

@@ -71,10 +71,6 @@ def _found(row: Record | None, what: str, ident: uuid.UUID) -> Record:
     return row
 
 
-def _lines(items: list[Record]) -> list[rules.Line]:
-    return [rules.Line(i["variant_id"], i["quantity"], i["unit_price"]) for i in items]
-
-
 def _address(address: s.AddressIn | None) -> dict[str, Any] | None:
     """As stored (jsonb) and shown: every field, absent ones as null."""
     return None if address is None else msgspec.structs.asdict(address)
@@ -117,47 +113,50 @@ async def get_cart(conn: db.Connection, org: str, cart_id: uuid.UUID) -> dict[st
     return views.cart(cart, await repo.cart_items(conn, cart_id))
 
 
+#: How often a checkout reads the cart again when it changed between reading and writing.
+CHECKOUT_ATTEMPTS = 5
+
+
 async def checkout(
     conn: db.Connection, ctx: Context, org: str, cart_id: uuid.UUID, data: s.CheckoutIn
 ) -> Any:
     """The order, `order.created`, `order.placed` and `UserCheckedOutIntegrationEvent`: one
-    transaction."""
-    cart = _found(await repo.get_cart(conn, org, cart_id, lock=True), "cart", cart_id)
-    status = CART.apply(CartStatus(cart["status"]), "check_out")
-    lines = _lines(await repo.cart_items(conn, cart_id))
-    if not lines:
-        raise RuleViolation("the cart is empty", field="items")
+    statement (`repo.check_out`), written only if the cart is still as it was read; it needs
+    no transaction around it (`messaging.web.command(atomic=True)`)."""
+    for _ in range(CHECKOUT_ATTEMPTS):
+        found = await repo.cart_to_check_out(conn, org, cart_id)
+        if found is None:
+            raise NotFound(f"cart {cart_id} not found")
+        cart, lines = found
+        status = CART.apply(CartStatus(cart["status"]), "check_out")
+        if not lines:
+            raise RuleViolation("the cart is empty", field="items")
+        written = await _check_out(conn, ctx, org, cart, lines, status, data)
+        if written is not None:
+            return views.raw(views.order(*written))
+    raise RuleViolation("the cart kept changing during checkout; try again", field="items")
+
+
+async def _check_out(
+    conn: db.Connection,
+    ctx: Context,
+    org: str,
+    cart: Record,
+    lines: list[rules.Line],
+    status: CartStatus,
+    data: s.CheckoutIn,
+) -> tuple[Record, list[dict[str, Any]]] | None:
     at = utcnow()
     order_id = uuid.uuid4()
     total = rules.total(lines)
     billing = data.billing_address or data.shipping_address
-    # The cart first: the order's number locks the organization's counter until commit.
-    await repo.update(
-        conn, "carts", cart_id, status=status.value, order_id=order_id, last_activity_at=at
-    )
-    order, items = await repo.insert_numbered_order(
-        conn,
-        lines,
-        id=order_id,
-        organization_id=org,
-        customer_id=cart["customer_id"],
-        cart_id=cart_id,
-        email=data.email,
-        full_name=data.full_name,
-        currency=data.currency,
-        local_id=data.local_id,
-        preferred_warehouse_id=data.preferred_warehouse_id,
-        reservation_ttl_minutes=data.reservation_ttl_minutes,
-        total_amount=total,
-        shipping_address=_address(data.shipping_address),
-        billing_address=_address(billing),
-        created_at=at,
-        updated_at=at,
-    )
+    # The number is taken by the statement that writes the order; `order.created` carries this
+    # placeholder (unique to the request) until that statement puts the number in its place.
+    number = f"ORD-{uuid.uuid4().hex}"
     created = ev.OrderCreatedData(
         order_id=str(order_id),
-        order_number=order["order_number"],
-        customer_id=order["customer_id"],
+        order_number=number,
+        customer_id=cart["customer_id"],
         total_amount=total,
         currency=data.currency,
         items_count=rules.units(lines),
@@ -165,7 +164,7 @@ async def checkout(
     )
     placed = ev.OrderPlacedData(
         order_id=str(order_id),
-        customer_id=order["customer_id"],
+        customer_id=cart["customer_id"],
         local_id=data.local_id,
         items=[
             ev.PlacedItem(
@@ -180,18 +179,41 @@ async def checkout(
     checked_out = new_bookworm(
         UserCheckedOutIntegrationEvent,
         order_id=order_id,
-        basket_id=cart_id,
+        basket_id=cart["id"],
         full_name=data.full_name,
         email=data.email,
         total_money=total,
     )
-    await ctx.publish(
-        conn,
-        order_event("order.created", org, created, at=at),
-        order_event("order.placed", org, placed, at=at),
-        bookworm(checked_out),
+    messages = ctx.outbox.rows(
+        [
+            order_event("order.created", org, created, at=at),
+            order_event("order.placed", org, placed, at=at),
+            bookworm(checked_out),
+        ],
+        placeholder=number.encode(),
     )
-    return views.raw(views.order(order, items))
+    return await repo.check_out(
+        conn,
+        cart,
+        lines,
+        status.value,
+        messages,
+        id=order_id,
+        organization_id=org,
+        customer_id=cart["customer_id"],
+        cart_id=cart["id"],
+        email=data.email,
+        full_name=data.full_name,
+        currency=data.currency,
+        local_id=data.local_id,
+        preferred_warehouse_id=data.preferred_warehouse_id,
+        reservation_ttl_minutes=data.reservation_ttl_minutes,
+        total_amount=total,
+        shipping_address=_address(data.shipping_address),
+        billing_address=_address(billing),
+        created_at=at,
+        updated_at=at,
+    )
 
 
 # -- orders ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import asyncpg
 
 from messaging import db
+from messaging.outbox import OutboxRows
 from order_service.domain.rules import Line, human_number
 
 Record = asyncpg.Record
@@ -21,12 +22,14 @@ Table = Literal["carts", "orders", "order_items", "payments", "invoices", "shipm
 NumberKind = Literal["ORD", "RMA", "INV"]
 
 
-def _take_number(organization: str, kind: str) -> str:
-    """The counter's next value for the current year, as (year, last): locks its row."""
+def _take_number(organization: str, kind: str, *, when: str | None = None) -> str:
+    """The counter's next value for the current year, as (year, last): locks its row. `when`
+    names a CTE of the same statement: no number is taken unless it has a row."""
     return (
         "INSERT INTO number_counters AS c (organization_id, kind, year, last)"
-        f" VALUES ({organization}, {kind}, extract(year FROM now() AT TIME ZONE 'UTC')::int, 1)"
-        " ON CONFLICT (organization_id, kind, year) DO UPDATE SET last = c.last + 1"
+        f" SELECT {organization}, {kind}, extract(year FROM now() AT TIME ZONE 'UTC')::int, 1"
+        + (f" FROM {when}" if when else "")
+        + " ON CONFLICT (organization_id, kind, year) DO UPDATE SET last = c.last + 1"
         " RETURNING year, last"
     )
 
@@ -47,48 +50,93 @@ def _number_sql(kind: NumberKind, counter: str) -> str:
     )
 
 
-async def insert_numbered_order(
-    conn: db.Connection, lines: Sequence[Line], **fields: Any
-) -> tuple[Record, list[dict[str, Any]]]:
-    """The order under the organization's next ORD number, and its items: one statement.
+async def cart_to_check_out(
+    conn: db.Connection, organization_id: str, cart_id: uuid.UUID
+) -> tuple[Record, list[Line]] | None:
+    """The cart with its version (`xmin`, which every change of the cart row renews — adding
+    an item updates it too) and its lines: one read, no lock."""
+    rows = await conn.fetch(
+        "SELECT c.*, c.xmin AS version, i.variant_id AS line_variant_id,"
+        " i.quantity AS line_quantity, i.unit_price AS line_unit_price"
+        " FROM carts c LEFT JOIN cart_items i ON i.cart_id = c.id"
+        " WHERE c.id = $1 AND c.organization_id = $2 ORDER BY i.added_at, i.variant_id",
+        cart_id,
+        organization_id,
+    )
+    if not rows:
+        return None
+    lines = [
+        Line(r["line_variant_id"], r["line_quantity"], r["line_unit_price"])
+        for r in rows
+        if r["line_variant_id"] is not None
+    ]
+    return rows[0], lines
 
-    Gap-free numbers (SPEC §2.1) keep the counter row locked from here to the end of the
-    caller's transaction, so the checkouts of one organization pass one at a time; taking the
-    number, writing the order and its items in a single round trip keeps that stretch to this
-    statement, the outbox rows and the commit. Returns the order row and its items as the
-    order's view reads them."""
-    names = list(fields)
+
+async def check_out(
+    conn: db.Connection,
+    cart: Record,
+    lines: Sequence[Line],
+    cart_status: str,
+    messages: OutboxRows,
+    **order: Any,
+) -> tuple[Record, list[dict[str, Any]]] | None:
+    """The cart checked out — if it is still the version `cart_to_check_out` read — and the
+    order under the organization's next ORD number, its items and its messages (whose bodies
+    get that number in place of `messages`' placeholder): ONE statement. None, writing
+    nothing, when the cart changed since it was read.
+
+    Gap-free numbers (SPEC §2.1) keep the counter row locked until the transaction ends, so
+    the checkouts of one organization pass it one at a time. Run on its own (autocommit), the
+    statement is its transaction: the lock is held while Postgres executes it, never across a
+    round trip to this process. Returns the order row and its items as the order's view reads
+    them."""
+    names = list(order)
     count = len(names)
     org = names.index("organization_id") + 1
+    order_id = names.index("id") + 1
     values = ", ".join(f"${i}" for i in range(1, count + 1))
     item_ids = [uuid.uuid4() for _ in lines]
-    take = _take_number(f"${org}", "'ORD'")
+    lines_at, cart_at = count + 1, count + 6
+    outbox_at = cart_at + 4
+    take = _take_number(f"${org}", "'ORD'", when="cart")
     sql = (
-        f"WITH n AS ({take}),"
+        f"WITH cart AS (UPDATE carts SET status = ${cart_at}, order_id = ${order_id},"
+        f" last_activity_at = ${cart_at + 1} WHERE id = ${cart_at + 2}"
+        f" AND xmin = ${cart_at + 3}::xid RETURNING id),"
+        f" n AS ({take}),"
         f" o AS (INSERT INTO orders ({', '.join(names)}, order_number)"
         f" SELECT {values}, {_number_sql('ORD', 'n')} FROM n RETURNING *),"
         " i AS (INSERT INTO order_items (id, order_id, line, variant_id, quantity, unit_price)"
         " SELECT t.id, o.id, t.line, t.variant_id, t.quantity, t.unit_price FROM o, unnest("
-        f"${count + 1}::uuid[], ${count + 2}::int[], ${count + 3}::text[],"
-        f" ${count + 4}::int[], ${count + 5}::numeric[])"
-        " AS t(id, line, variant_id, quantity, unit_price))"
-        " SELECT * FROM o"
+        f"${lines_at}::uuid[], ${lines_at + 1}::int[], ${lines_at + 2}::text[],"
+        f" ${lines_at + 3}::int[], ${lines_at + 4}::numeric[])"
+        " AS t(id, line, variant_id, quantity, unit_price)),"
+        f" m AS ({messages.insert_sql(outbox_at, fill='o.order_number', source='o')})"
+        f" SELECT o.* FROM o, LATERAL (SELECT pg_notify(${outbox_at + 13}, '')) AS notified"
     )
-    order = await _one(
+    row = await _one(
         conn,
         sql,
-        *fields.values(),
+        *order.values(),
         item_ids,
         list(range(1, len(lines) + 1)),
         [line.variant_id for line in lines],
         [line.quantity for line in lines],
         [line.unit_price for line in lines],
+        cart_status,
+        order["created_at"],
+        cart["id"],
+        cart["version"],
+        *messages.columns,
+        messages.channel,
     )
-    assert order is not None
+    if row is None:
+        return None
     items = [
         {
             "id": item_id,
-            "order_id": order["id"],
+            "order_id": row["id"],
             "line": number,
             "variant_id": line.variant_id,
             "quantity": line.quantity,
@@ -98,7 +146,7 @@ async def insert_numbered_order(
         }
         for number, (item_id, line) in enumerate(zip(item_ids, lines, strict=True), start=1)
     ]
-    return order, items
+    return row, items
 
 
 async def update(conn: db.Connection, table: Table, row_id: uuid.UUID, **fields: Any) -> Record:

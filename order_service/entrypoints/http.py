@@ -47,8 +47,10 @@ def guarded(work: Work) -> Work:
     return run
 
 
-async def run(request: AnyRequest, org: str, work: Work, status: int = 200) -> Response[bytes]:
-    return await command(request, org, guarded(work), status=status)
+async def run(
+    request: AnyRequest, org: str, work: Work, status: int = 200, *, atomic: bool = False
+) -> Response[bytes]:
+    return await command(request, org, guarded(work), status=status, atomic=atomic)
 
 
 async def read(request: AnyRequest, work: Work) -> Response[bytes]:
@@ -84,7 +86,7 @@ class CartsController(Controller):
     ) -> Response[bytes]:
         ctx = ctx_of(request)
         work = lambda conn: c.checkout(conn, ctx, org, cart_id, data)  # noqa: E731
-        return await run(request, org, work, 201)
+        return await run(request, org, work, 201, atomic=True)
 
 
 class OrdersController(Controller):

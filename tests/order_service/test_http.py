@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import re
 import uuid
 import zlib
@@ -14,10 +15,13 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from order_service import commands
+from order_service import schemas as s
 from order_service.adapters import repository
 from order_service.domain import rules
+from order_service.domain.states import CartStatus
 from tests.order_service.conftest import Inventory, Shop
-from tests.support import OTHER_ORG_KEY, auth, unique
+from tests.support import ORG, OTHER_ORG_KEY, auth, unique
 
 CHECKOUT = {"email": "a@example.com", "full_name": "A B"}
 
@@ -170,6 +174,55 @@ async def test_concurrent_checkouts_get_distinct_gap_free_numbers(shop: Shop) ->
     )
     all_numbers = sorted(int(r["order_number"].rsplit("-", 1)[1]) for r in allocated)
     assert all_numbers == list(range(1, len(all_numbers) + 1))
+
+
+async def test_checkout_events_carry_the_number_the_order_got(shop: Shop) -> None:
+    """`order.created` is encoded before the number is taken; the statement that takes it puts
+    it in the body (placeholder filled in), and only there."""
+    order = await shop.order()
+    rows = await shop.conn.fetch(
+        "SELECT type, body FROM outbox WHERE correlation_id = $1 ORDER BY id", order["order_id"]
+    )
+    bodies = {r["type"]: json.loads(r["body"]) for r in rows}
+    assert set(bodies) == {"order.created", "order.placed", "UserCheckedOutIntegrationEvent"}
+    assert bodies["order.created"]["data"]["order_number"] == order["order_number"]
+    assert re.fullmatch(r"ORD-\d{4}-\d{4,}", order["order_number"])
+    assert all(b"ORD-" not in r["body"] for r in rows if r["type"] != "order.created")
+
+
+async def test_checkout_writes_nothing_for_a_cart_changed_since_it_was_read(shop: Shop) -> None:
+    """Checkout reads the cart without a lock and writes only if the cart is still the version
+    it read; a cart changed in between (an item added) is read again, never checked out as it
+    was."""
+    ctx = shop.client.app.state.order_context
+    cart = await shop.cart(("var_1", 1, "5.00"))
+    cart_id = uuid.UUID(cart["cart_id"])
+    found = await repository.cart_to_check_out(shop.conn, ORG, cart_id)
+    assert found is not None
+    stale, lines = found
+    await shop.post(
+        f"/carts/{cart_id}/items", {"variant_id": "var_2", "quantity": 1, "unit_price": 7}, 201
+    )
+    counters = "SELECT coalesce(sum(last), 0) FROM number_counters WHERE kind = 'ORD'"
+    before = await shop.conn.fetchval(counters)
+    data = s.CheckoutIn(email="a@example.com", full_name="A B")
+    written = await commands._check_out(
+        shop.conn, ctx, ORG, stale, lines, CartStatus.CHECKED_OUT, data
+    )
+    assert written is None
+    assert await shop.conn.fetchval(counters) == before  # no number taken: none lost
+    assert await shop.conn.fetchval("SELECT count(*) FROM orders WHERE cart_id = $1", cart_id) == 0
+    checked_out = await shop.conn.fetchval(
+        "SELECT count(*) FROM outbox WHERE type = 'UserCheckedOutIntegrationEvent'"
+        " AND position($1::bytea IN body) > 0",
+        str(cart_id).encode(),
+    )
+    assert checked_out == 0
+    assert (await shop.get(f"/carts/{cart_id}"))["status"] == "active"
+
+    order = await shop.post(f"/carts/{cart_id}/checkout", CHECKOUT, 201)
+    assert [i["variant_id"] for i in order["items"]] == ["var_1", "var_2"]
+    assert order["total_amount"] == 12
 
 
 async def test_numbers_written_in_sql_read_as_the_domain_writes_them(shop: Shop) -> None:
