@@ -109,6 +109,19 @@ class System:
             figures[name] = (int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0]))
         return figures
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds (user + system) used so far by each service, by this driver, and by the
+        whole machine (`machine`: every process and the kernel, from /proc/stat)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        figures = {"driver": sum(os.times()[:2])}
+        for name, process in self.processes.items():
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            figures[name] = (int(fields[11]) + int(fields[12])) / tick
+        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        # user nice system idle iowait irq softirq steal: all but idle and iowait
+        figures["machine"] = sum(int(v) for i, v in enumerate(busy[:8]) if i not in (3, 4)) / tick
+        return figures
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -361,7 +374,7 @@ async def main() -> None:
         bin_name = "wh_bench"
         skus = [f"sku_{i}" for i in range(args.skus)]
         await stock_up(system.urls["inventory"], skus, bin_name)
-        rss_before = system.rss()
+        rss_before, cpu_before, measured_from = system.rss(), system.cpu(), time.monotonic()
         print(
             f"driving {args.rate:g} checkouts/s for {args.seconds:g} s "
             f"(namespace {settings.namespace}, logs in {log_dir})",
@@ -380,7 +393,8 @@ async def main() -> None:
                 break
             await asyncio.sleep(0.5)
         drained_in = time.monotonic() - drain_start
-        rss_after = system.rss()
+        rss_after, cpu_after = system.rss(), system.cpu()
+        measured_for = time.monotonic() - measured_from
     finally:
         await events.close()
         system.stop()
@@ -414,6 +428,17 @@ async def main() -> None:
             f"({len(values)} of {len(outcome.checked_out_at)}; mean "
             f"{statistics.fmean(values) * 1000 if values else float('nan'):.0f} ms)"
         )
+    used = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+    done = max(outcome.completed, 1)
+    rest = used["machine"] - sum(used[name] for name in (*SERVICES, "driver"))
+    print(
+        "CPU per completed checkout, from the start of driving to the end of draining: "
+        + ", ".join(f"{name} {used[name] / done * 1000:.1f} ms" for name in (*SERVICES, "driver"))
+        + f", broker + database + kernel {rest / done * 1000:.1f} ms;"
+        f" machine {used['machine'] / done * 1000:.1f} ms"
+        f" ({used['machine'] / measured_for / (os.cpu_count() or 1):.0%}"
+        " of its cores)"
+    )
     for name in SERVICES:
         (start_rss, _), (end_rss, peak) = rss_before[name], rss_after[name]
         print(

@@ -142,9 +142,17 @@ async def flush_outbox(settings: RuntimeSettings, entry: ServiceEntry) -> None:
         if not await broker.wait_connected(30):
             print("RabbitMQ not reachable: the service's relay will publish when it runs")
             return
+        # A relay of its own, which publishes if no running service's relay leads; either
+        # way, what is due goes out while it waits (up to about 30 s).
         relay = OutboxRelay(pool, broker, dsn=settings.database_url, schema=schema)
-        while await relay.publish_pending():
-            pass
+        relay.start()
+        try:
+            for _ in range(300):  # the database is polled: no event says "all sent"
+                if not await relay.due():
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await relay.stop()
         waiting, _ = await relay.backlog()
         print("published" if waiting == 0 else f"{waiting} message(s) still waiting")
     finally:

@@ -2,9 +2,12 @@
 
 The relay wakes on LISTEN/NOTIFY (the insert notifies at commit, so there is no polling delay on
 the hot path), on every broker (re)connect, and on a slow fallback poll. Only one relay of a
-schema publishes at a time (a transaction-level advisory lock), which keeps the order of the
-table; the rows it works on are locked `FOR UPDATE`, and a row is marked sent only after the
-broker confirmed it. Any number of relays can run: the others stand by.
+schema publishes: the one holding the schema's relay lock, a session-level advisory lock taken
+on the connection it listens on; the others stand by and bid for the lock whenever they wake,
+so one takes over when the leader's connection ends. The leader publishes the due rows in table
+order and marks them sent after the broker confirmed them — two statements per batch, and no
+transaction open while it waits for the broker. Delivery is at least once: a row published but
+not yet marked when its relay dies (or loses its lock) is published again by the next leader.
 """
 
 from __future__ import annotations
@@ -179,6 +182,9 @@ class OutboxRelay:
         self._retention = retention
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        #: The LISTEN connection, which holds the relay lock while this relay leads.
+        self._session: asyncpg.Connection | None = None
+        self._leading = False
         self.published = 0
         broker.on_connect(self._on_broker_connect)
 
@@ -213,10 +219,13 @@ class OutboxRelay:
             try:
                 conn.add_termination_listener(lambda _, closed=closed: closed.set())
                 await conn.add_listener(self._channel, lambda *_: self._wake.set())
+                self._session = conn
                 self._wake.set()  # catch up on what was written while not listening
                 await closed.wait()
                 log.warning("outbox listener lost its connection")
             finally:
+                # The server ends the session and with it the lock: another relay may lead now.
+                self._session, self._leading = None, False
                 with contextlib.suppress(Exception):
                     await conn.close()
 
@@ -244,17 +253,28 @@ class OutboxRelay:
                     log.warning("outbox relay cannot reach postgres", error=repr(exc))
                 await asyncio.sleep(1.0)
 
+    async def _lead(self) -> bool:
+        """Whether this relay publishes: it holds the relay lock, or takes it now if free."""
+        session = self._session
+        if session is None or session.is_closed():
+            self._leading = False
+        elif not self._leading:
+            self._leading = bool(
+                await session.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", self._channel)
+            )
+            if self._leading:
+                log.info("outbox relay leads", schema=self._schema)
+        return self._leading
+
     async def publish_pending(self) -> int:
         """Publish one batch of due rows; returns how many it published or recorded a failure
-        for (0 if another relay is active, nothing is due, or the broker is unreachable)."""
-        async with db.acquire(self._pool) as conn, conn.transaction():
-            if not await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._channel
-            ):
-                return 0
+        for (0 if another relay leads, nothing is due, or the broker is unreachable)."""
+        if not await self._lead():
+            return 0
+        async with db.acquire(self._pool) as conn:
             rows = await conn.fetch(
                 "SELECT * FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
-                " AND next_attempt_at <= now() ORDER BY id LIMIT $1 FOR UPDATE",
+                " AND next_attempt_at <= now() ORDER BY id LIMIT $1",
                 self._batch_size,
             )
             if not rows:
@@ -311,6 +331,15 @@ class OutboxRelay:
                 "DELETE FROM outbox WHERE sent_at < now() - $1::interval", self._retention
             )
         return int(status.split()[-1])
+
+    async def due(self) -> int:
+        """Rows to publish now (not those waiting for a retry later)."""
+        async with db.acquire(self._pool) as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+                " AND next_attempt_at <= now()"
+            )
+        return count
 
     async def backlog(self) -> tuple[int, float]:
         """(rows waiting, age in seconds of the oldest) — for readiness and metrics."""

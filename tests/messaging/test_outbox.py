@@ -220,3 +220,41 @@ async def test_stop_returns_when_a_wake_up_meets_the_cancellation(
         stopping = asyncio.create_task(relay.stop())
         done, _ = await asyncio.wait({stopping}, timeout=5)
         assert stopping in done, "relay.stop() hangs"
+
+
+async def test_a_standby_relay_takes_over_when_the_leader_stops(
+    pool: asyncpg.Pool,
+    broker: Broker,
+    infra: Infra,
+    schema: str,
+    exchange: ScratchExchange,
+    bound: tuple[AbstractQueue, Collector],
+) -> None:
+    _, collector = bound
+    outbox = Outbox(schema)
+
+    def relay() -> OutboxRelay:
+        return OutboxRelay(pool, broker, dsn=infra.database_url, schema=schema, poll_interval=60)
+
+    leader, standby = relay(), relay()
+    leader.start()
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, event(exchange.name, 1))
+    await eventually(collector.count, lambda n: n == 1)
+    assert leader.published == 1
+    standby.start()
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.add(conn, event(exchange.name, 2))
+        await eventually(collector.count, lambda n: n == 2)
+        assert (leader.published, standby.published) == (2, 0)  # the standby only stood by
+
+        await leader.stop()  # its session ends, and with it the lock
+        async with pool.acquire() as conn, conn.transaction():
+            await outbox.add(conn, event(exchange.name, 3))  # the NOTIFY wakes the standby
+        await eventually(collector.count, lambda n: n == 3, timeout=5)
+    finally:
+        await standby.stop()
+    assert standby.published == 1
+    assert collector.numbers == [1, 2, 3]
+    assert await pending_rows(pool) == 0
