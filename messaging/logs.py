@@ -53,7 +53,13 @@ def configure_logging(service: str, *, level: str = "INFO", json: bool | None = 
         structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer()
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below the level, stop before the processors do any work (a line per handled message
+        # at INFO would otherwise be built in full and then dropped).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

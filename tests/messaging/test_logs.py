@@ -45,3 +45,21 @@ def test_redact_hides_passwords_only() -> None:
         redact("postgresql://postgres@localhost/commerce")
         == "postgresql://postgres@localhost/commerce"
     )
+
+
+def test_lines_below_the_level_are_dropped_and_the_rest_kept() -> None:
+    script = (
+        "from messaging.logs import configure_logging, get_logger\n"
+        "configure_logging('probe', level='WARNING', json=True)\n"
+        "log = get_logger('probe')\n"
+        "log.info('handled'); log.warning('slow'); log.error('failed')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [(line["level"], line["msg"]) for line in lines] == [
+        ("warning", "slow"),
+        ("error", "failed"),
+    ]
