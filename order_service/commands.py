@@ -253,6 +253,16 @@ async def confirm_if_ready(
     conn: db.Connection, ctx: Context, order: Record, at: datetime
 ) -> Record:
     """`order.confirmed` once payment and stock met, whichever arrived second calls this."""
+    order, confirmed = await _confirmation(conn, order, at)
+    if confirmed is not None:
+        await ctx.publish(conn, confirmed)
+    return order
+
+
+async def _confirmation(
+    conn: db.Connection, order: Record, at: datetime
+) -> tuple[Record, OutgoingMessage | None]:
+    """The order confirmed if payment and stock met, and its `order.confirmed` to publish."""
     ready = rules.ready_to_confirm(
         OrderStatus(order["status"]),
         order["payment_id"] is not None,
@@ -260,7 +270,7 @@ async def confirm_if_ready(
         order["reservation_id"],
     )
     if not ready:
-        return order
+        return order, None
     status = ORDER.apply(OrderStatus(order["status"]), "confirm")
     items = warehouse_items(order["reserved_items"])
     await repo.set_item_warehouses(conn, order["id"], {i.variant_id: i.warehouse_id for i in items})
@@ -273,10 +283,7 @@ async def confirm_if_ready(
         payment_id=str(order["payment_id"]),
         items=items,
     )
-    await ctx.publish(
-        conn, order_event("order.confirmed", order["organization_id"], confirmed, at=at)
-    )
-    return order
+    return order, order_event("order.confirmed", order["organization_id"], confirmed, at=at)
 
 
 async def cancel(
@@ -425,18 +432,7 @@ async def succeed_payment(
     order = await repo.update(
         conn, "orders", order["id"], paid_amount=payment["amount"], payment_id=payment_id
     )
-    invoice = await repo.insert_row(
-        conn,
-        "invoices",
-        id=uuid.uuid4(),
-        organization_id=org,
-        order_id=order["id"],
-        payment_id=payment_id,
-        invoice_number=await repo.next_number(conn, org, "INV"),
-        total_amount=payment["amount"],
-        currency=payment["currency"],
-        issued_at=at,
-    )
+    order, confirmed = await _confirmation(conn, order, at)
     succeeded = ev.PaymentSucceededData(
         payment_id=str(payment_id),
         order_id=str(order["id"]),
@@ -445,19 +441,35 @@ async def succeed_payment(
         payment_method=payment["payment_method"],
         card_last4=payment["card_last4"],
     )
+    # The invoice's number is taken last, by the statement that writes the invoice and the
+    # messages (the counter row stays locked until the commit); `invoice.created` carries
+    # this placeholder until then.
+    number = f"INV-{uuid.uuid4().hex}"
+    invoice_id = uuid.uuid4()
     issued = ev.InvoiceCreatedData(
-        invoice_id=str(invoice["id"]),
+        invoice_id=str(invoice_id),
         order_id=str(order["id"]),
-        invoice_number=invoice["invoice_number"],
-        total_amount=invoice["total_amount"],
+        invoice_number=number,
+        total_amount=payment["amount"],
         issued_at=at,
     )
-    await ctx.publish(
-        conn,
+    messages = [
         order_event("payment.succeeded", org, succeeded, at=at),
         order_event("invoice.created", org, issued, at=at),
+    ]
+    if confirmed is not None:
+        messages.append(confirmed)
+    await repo.insert_numbered_invoice(
+        conn,
+        ctx.outbox.rows(messages, placeholder=number.encode()),
+        id=invoice_id,
+        organization_id=org,
+        order_id=order["id"],
+        payment_id=payment_id,
+        total_amount=payment["amount"],
+        currency=payment["currency"],
+        issued_at=at,
     )
-    await confirm_if_ready(conn, ctx, order, at)
     return views.raw(views.payment(payment))
 
 

@@ -50,6 +50,59 @@ def _number_sql(kind: NumberKind, counter: str) -> str:
     )
 
 
+_NUMBER_COLUMN = {"ORD": "order_number", "INV": "invoice_number"}
+
+
+def _numbered(
+    kind: Literal["ORD", "INV"],
+    table: Literal["orders", "invoices"],
+    names: Sequence[str],
+    messages: OutboxRows,
+    *,
+    when: str | None = None,
+) -> tuple[str, int]:
+    """CTE terms of a statement that writes a row under the organization's next `kind` number
+    (its fields are `$1…$len(names)`, `organization_id` among them) and its messages with that
+    number filled in: `n` (the counter), `r` (the row) and the outbox rows, after which the
+    statement's SELECT must notify the relay (`_notified`). Returns the SQL and the first free
+    parameter number."""
+    org = list(names).index("organization_id") + 1
+    values = ", ".join(f"${i}" for i in range(1, len(names) + 1))
+    column = _NUMBER_COLUMN[kind]
+    outbox_at = len(names) + 1
+    take = _take_number(f"${org}", f"'{kind}'", when=when)
+    sql = (
+        f"n AS ({take}),"
+        f" r AS (INSERT INTO {table} ({', '.join(names)}, {column})"
+        f" SELECT {values}, {_number_sql(kind, 'n')} FROM n RETURNING *),"
+        f" m AS ({messages.insert_sql(outbox_at, fill=f'r.{column}', source='r')})"
+    )
+    return sql, outbox_at + len(messages.columns)
+
+
+def _notified(param: int) -> str:
+    """The written row, and the relay's NOTIFY (`$param`, the channel) if there is one."""
+    return f" SELECT r.* FROM r, LATERAL (SELECT pg_notify(${param}, '')) AS notified"
+
+
+async def insert_numbered_invoice(
+    conn: db.Connection, messages: OutboxRows, **fields: Any
+) -> Record:
+    """The invoice under the organization's next INV number, and its messages with the number
+    filled in: one statement. Gap-free numbers keep the counter row locked until the
+    transaction ends, so the caller makes it its last before the commit."""
+    numbered, free = _numbered("INV", "invoices", list(fields), messages)
+    row = await _one(
+        conn,
+        f"WITH {numbered}{_notified(free)}",
+        *fields.values(),
+        *messages.columns,
+        messages.channel,
+    )
+    assert row is not None
+    return row
+
+
 async def cart_to_check_out(
     conn: db.Connection, organization_id: str, cart_id: uuid.UUID
 ) -> tuple[Record, list[Line]] | None:
@@ -92,33 +145,27 @@ async def check_out(
     round trip to this process. Returns the order row and its items as the order's view reads
     them."""
     names = list(order)
-    count = len(names)
-    org = names.index("organization_id") + 1
     order_id = names.index("id") + 1
-    values = ", ".join(f"${i}" for i in range(1, count + 1))
     item_ids = [uuid.uuid4() for _ in lines]
-    lines_at, cart_at = count + 1, count + 6
-    outbox_at = cart_at + 4
-    take = _take_number(f"${org}", "'ORD'", when="cart")
+    numbered, lines_at = _numbered("ORD", "orders", names, messages, when="cart")
+    cart_at = lines_at + 5
     sql = (
         f"WITH cart AS (UPDATE carts SET status = ${cart_at}, order_id = ${order_id},"
         f" last_activity_at = ${cart_at + 1} WHERE id = ${cart_at + 2}"
         f" AND xmin = ${cart_at + 3}::xid RETURNING id),"
-        f" n AS ({take}),"
-        f" o AS (INSERT INTO orders ({', '.join(names)}, order_number)"
-        f" SELECT {values}, {_number_sql('ORD', 'n')} FROM n RETURNING *),"
+        f" {numbered},"
         " i AS (INSERT INTO order_items (id, order_id, line, variant_id, quantity, unit_price)"
-        " SELECT t.id, o.id, t.line, t.variant_id, t.quantity, t.unit_price FROM o, unnest("
+        " SELECT t.id, r.id, t.line, t.variant_id, t.quantity, t.unit_price FROM r, unnest("
         f"${lines_at}::uuid[], ${lines_at + 1}::int[], ${lines_at + 2}::text[],"
         f" ${lines_at + 3}::int[], ${lines_at + 4}::numeric[])"
-        " AS t(id, line, variant_id, quantity, unit_price)),"
-        f" m AS ({messages.insert_sql(outbox_at, fill='o.order_number', source='o')})"
-        f" SELECT o.* FROM o, LATERAL (SELECT pg_notify(${outbox_at + 13}, '')) AS notified"
+        " AS t(id, line, variant_id, quantity, unit_price))"
+        f"{_notified(cart_at + 4)}"
     )
     row = await _one(
         conn,
         sql,
         *order.values(),
+        *messages.columns,
         item_ids,
         list(range(1, len(lines) + 1)),
         [line.variant_id for line in lines],
@@ -128,7 +175,6 @@ async def check_out(
         order["created_at"],
         cart["id"],
         cart["version"],
-        *messages.columns,
         messages.channel,
     )
     if row is None:

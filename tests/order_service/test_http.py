@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import re
 import uuid
@@ -21,7 +22,7 @@ from order_service.adapters import repository
 from order_service.domain import rules
 from order_service.domain.states import CartStatus
 from tests.order_service.conftest import Inventory, Shop
-from tests.support import ORG, OTHER_ORG_KEY, auth, unique
+from tests.support import ORG, OTHER_ORG_KEY, auth, eventually, unique
 
 CHECKOUT = {"email": "a@example.com", "full_name": "A B"}
 
@@ -264,6 +265,47 @@ async def test_orders_page_by_status_with_a_cursor(shop: Shop) -> None:
             break
     assert mine <= set(seen)
     assert len(seen) == len(set(seen))
+
+
+async def test_concurrent_payments_get_gap_free_invoice_numbers_carried_by_their_events(
+    shop: Shop, inventory: Inventory
+) -> None:
+    """The INV number is taken by the last statement of the payment's transaction, which also
+    writes `invoice.created` with the number filled in, after `payment.succeeded` and before
+    `order.confirmed` (stock was reserved first here)."""
+    orders = [await shop.order() for _ in range(6)]
+    for order in orders:
+        await inventory.reserved(order)
+        # Recorded: paying confirms the order in the same transaction.
+        read = functools.partial(shop.get, f"/orders/{order['order_id']}")
+        await eventually(read, lambda o: o["reservation_status"] == "reserved")
+    await asyncio.gather(*(shop.pay(order) for order in orders))
+
+    numbers = []
+    for order in orders:
+        [invoice] = (
+            await shop.client.get(f"/orders/{order['order_id']}/invoices", headers=auth())
+        ).json()
+        rows = await shop.conn.fetch(
+            "SELECT type, body FROM outbox WHERE correlation_id = $1 AND type IN"
+            " ('payment.succeeded', 'invoice.created', 'order.confirmed') ORDER BY id",
+            order["order_id"],
+        )
+        assert [r["type"] for r in rows] == [
+            "payment.succeeded",
+            "invoice.created",
+            "order.confirmed",
+        ]
+        created = json.loads(rows[1]["body"])["data"]
+        assert created["invoice_number"] == invoice["invoice_number"]
+        assert created["invoice_id"] == invoice["invoice_id"]
+        numbers.append(int(invoice["invoice_number"].rsplit("-", 1)[1]))
+    assert sorted(numbers) == list(range(min(numbers), min(numbers) + len(orders)))
+    allocated = await shop.conn.fetch(
+        "SELECT invoice_number FROM invoices WHERE organization_id = $1", ORG
+    )
+    every = sorted(int(r["invoice_number"].rsplit("-", 1)[1]) for r in allocated)
+    assert every == list(range(1, len(every) + 1))
 
 
 async def test_invoice_pdf_is_a_real_pdf_with_lines_and_totals(
