@@ -169,6 +169,26 @@ def checkouts(orders: Http, carts: list[str]) -> Callable[[int], Awaitable[None]
     return one
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU (user + system) used so far by process `pid`, or by the whole machine (None)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    if pid is None:
+        busy = Path("/proc/stat").read_text().splitlines()[0].split()[1:9]
+        return sum(int(v) for i, v in enumerate(busy) if i not in (3, 4)) / tick  # not idle
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+async def timed(
+    pid: int, request: Callable[[int], Awaitable[None]], total: int, concurrency: int
+) -> tuple[float, list[float], float, float]:
+    """`closed_loop`, and the ms of CPU per request of the serving process and the machine."""
+    own, machine = cpu_seconds(pid), cpu_seconds()
+    rate, latencies = await closed_loop(request, total, concurrency)
+    own, machine = cpu_seconds(pid) - own, cpu_seconds() - machine
+    return rate, latencies, own / total * 1000, machine / total * 1000
+
+
 def show(label: str, rate: float, latencies: list[float]) -> None:
     print(
         f"{label:<22} {rate:7.1f} req/s   p50 {percentile(latencies, 0.5) * 1000:6.1f} ms   "
@@ -212,6 +232,7 @@ async def main() -> None:
     system = System(settings)
     bare_url, bare = start_bare(env, log_dir)
     rounds: list[tuple[float, float]] = []
+    cpu: list[tuple[float, float, float, float]] = []
     all_latencies: dict[str, list[float]] = {"bare": [], "checkout": []}
     try:
         system.start(env, log_dir, services=("order",))
@@ -233,16 +254,23 @@ async def main() -> None:
         for number in range(1, args.rounds + 1):
             carts = await make_carts(orders, args.requests, args.concurrency)
             await wait_relayed(settings)
-            bare_rate, bare_latencies = await closed_loop(
+            bare_rate, bare_latencies, bare_cpu, bare_machine = await timed(
+                bare.pid,
                 lambda _: expect(yardstick, "/checkout", CHECKOUT_BODY, 201),
                 args.requests,
                 args.concurrency,
             )
             show(f"round {number} bare INSERT", bare_rate, bare_latencies)
-            checkout_rate, checkout_latencies = await closed_loop(
-                checkouts(orders, carts), args.requests, args.concurrency
+            checkout_rate, checkout_latencies, own_cpu, machine_cpu = await timed(
+                system.processes["order"].pid,
+                checkouts(orders, carts),
+                args.requests,
+                args.concurrency,
             )
             show(f"round {number} checkout", checkout_rate, checkout_latencies)
+            # The relay may still be publishing this round's events: its CPU is counted here
+            # only as far as it kept up (the wait below, before the next round, is not timed).
+            cpu.append((bare_cpu, bare_machine, own_cpu, machine_cpu))
             rounds.append((bare_rate, checkout_rate))
             all_latencies["bare"] += bare_latencies
             all_latencies["checkout"] += checkout_latencies
@@ -259,6 +287,14 @@ async def main() -> None:
     checkout_rate = statistics.fmean(r[1] for r in rounds)
     show("bare INSERT (all)", bare_rate, all_latencies["bare"])
     show("checkout (all)", checkout_rate, all_latencies["checkout"])
+    bare_cpu, bare_machine, own_cpu, machine_cpu = (
+        statistics.fmean(c[i] for c in cpu) for i in range(4)
+    )
+    print(
+        f"CPU per request: bare INSERT {bare_cpu:.2f} ms in its process, {bare_machine:.2f} ms"
+        f" on the machine; checkout {own_cpu:.2f} ms in the order process,"
+        f" {machine_cpu:.2f} ms on the machine (broker, database, kernel and driver included)"
+    )
     print(
         f"ratio checkout / bare: {checkout_rate / bare_rate:.2f} "
         f"(per round: {', '.join(f'{c / b:.2f}' for b, c in rounds)}; target ≥ 0.40)"
