@@ -8,6 +8,7 @@ together), runs the domain work and encodes the answer once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -90,12 +92,85 @@ async def strict_body(request: Request[Any, Any, State]) -> None:
     data = request.route_handler.parsed_fn_signature.parameters.get("data")
     if data is None:
         return
+    body = await request.body()
     try:
-        msgspec.json.decode(await request.body(), type=data.annotation)
+        msgspec.json.decode(body, type=data.annotation)
     except msgspec.ValidationError as exc:
         raise InvalidInput(str(exc), field=_field_of(str(exc))) from exc
     except msgspec.DecodeError:
         return
+    kind = _with_decimals(data.annotation)
+    field = None if kind is None else _decimal_sent_as_text(kind, msgspec.json.decode(body), "")
+    if field is not None:
+        raise InvalidInput(f"Expected `number`, got `str` - at `$.{field}`", field=field)
+
+
+@functools.cache
+def _with_decimals(annotation: Any) -> msgspec.inspect.Type | None:
+    """The body type's msgspec description if a Decimal is anywhere in it, else None."""
+    kind = msgspec.inspect.type_info(annotation)
+    seen: set[int] = set()
+
+    def walk(node: msgspec.inspect.Type) -> bool:
+        if isinstance(node, msgspec.inspect.DecimalType):
+            return True
+        if isinstance(node, msgspec.inspect.StructType):
+            if id(node) in seen:  # recursive structs
+                return False
+            seen.add(id(node))
+            return any(walk(f.type) for f in node.fields)
+        if isinstance(node, msgspec.inspect.Metadata | msgspec.inspect.CollectionType):
+            return walk(node.type if isinstance(node, msgspec.inspect.Metadata) else node.item_type)
+        if isinstance(node, msgspec.inspect.UnionType | msgspec.inspect.TupleType):
+            members = node.types if isinstance(node, msgspec.inspect.UnionType) else node.item_types
+            return any(walk(m) for m in members)
+        return False
+
+    return kind if walk(kind) else None
+
+
+def _decimal_sent_as_text(kind: msgspec.inspect.Type, value: Any, path: str) -> str | None:
+    """The path of the first Decimal field (money, weights) the JSON gives as a string.
+
+    msgspec decodes a Decimal from a JSON number or from a string, in strict mode too (a
+    string is its own encoding of Decimal); a request body must send a number, as it must for
+    an int. `value` is the body decoded without a type; it has passed the typed decode."""
+    if isinstance(kind, msgspec.inspect.Metadata):
+        return _decimal_sent_as_text(kind.type, value, path)
+    if isinstance(kind, msgspec.inspect.DecimalType):
+        return path if isinstance(value, str) else None
+    if isinstance(kind, msgspec.inspect.UnionType):
+        if isinstance(value, str) and any(
+            isinstance(m, msgspec.inspect.StrType) for m in kind.types
+        ):
+            return None  # a string is one of the union's own forms
+        for member in kind.types:
+            if value is not None and isinstance(member, msgspec.inspect.NoneType):
+                continue
+            found = _decimal_sent_as_text(member, value, path)
+            if found is not None:
+                return found
+        return None
+    if isinstance(kind, msgspec.inspect.StructType) and isinstance(value, dict):
+        for field in kind.fields:
+            if field.encode_name in value:
+                name = f"{path}.{field.name}" if path else field.name
+                found = _decimal_sent_as_text(field.type, value[field.encode_name], name)
+                if found is not None:
+                    return found
+        return None
+    if isinstance(value, list):
+        if isinstance(kind, msgspec.inspect.CollectionType):
+            members = [kind.item_type] * len(value)
+        elif isinstance(kind, msgspec.inspect.TupleType):
+            members = list(kind.item_types)
+        else:
+            return None
+        for index, (member, item) in enumerate(zip(members, value, strict=False)):
+            found = _decimal_sent_as_text(member, item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 def _domain_error(_: Request[Any, Any, State], exc: DomainError) -> Response[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -31,9 +32,15 @@ NOTES = db.Migration(
 )
 
 
+class Tip(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    amount: Decimal
+
+
 class NoteIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     copies: Annotated[int, msgspec.Meta(gt=0, le=10)] = 1
+    price: Decimal | None = None
+    tips: list[Tip] = []
 
 
 class NotesController(Controller):
@@ -96,6 +103,9 @@ async def test_invalid_bodies_are_400_problems_naming_the_field(
         ("text", {"text": 7}),
         ("text", {"copies": 1}),
         ("surprise", {"text": "a", "surprise": True}),
+        # msgspec reads a Decimal from a string too; a body must send money as a number
+        ("price", {"text": "a", "price": "1.50"}),
+        ("tips[1].amount", {"text": "a", "tips": [{"amount": 1}, {"amount": "2"}]}),
     ]
     for field, body in cases:
         response = await client.post("/notes", json=body, headers=auth())
@@ -107,6 +117,9 @@ async def test_invalid_bodies_are_400_problems_naming_the_field(
     assert (response.status_code, response.json()["field"]) == (400, "copies")
     response = await client.post("/notes", content=b"{broken", headers=auth())
     assert response.status_code == 400
+    numbers = {"text": "priced", "price": 1.5, "tips": [{"amount": 2}], "copies": 2}
+    response = await client.post("/notes", json=numbers, headers=auth())
+    assert response.status_code == 201, response.text
 
 
 async def test_domain_conflict_is_a_409_problem(client: AsyncTestClient[Any]) -> None:

@@ -123,6 +123,10 @@ async def test_numbers_sent_as_strings_are_400(shop: Shop) -> None:
         )
         assert response.status_code == 400, item
         assert response.json()["field"] == "quantity"
+    item = {"variant_id": "var_1", "quantity": 2, "unit_price": "1.50"}
+    response = await shop.client.post(f"/carts/{cart['cart_id']}/items", json=item, headers=auth())
+    assert (response.status_code, response.json()["field"]) == (400, "unit_price"), response.text
+    assert (await shop.get(f"/carts/{cart['cart_id']}"))["items"] == []
 
 
 async def test_idempotency_key_replays_the_first_answer(shop: Shop) -> None:
