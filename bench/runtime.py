@@ -45,6 +45,9 @@ EFFECTS = db.Migration(
 
 
 def progress(label: str, done: int, total: int) -> None:
+    """A bar redrawn in place on a terminal; elsewhere (a log, a pipe) only the finished one."""
+    if done < total and not sys.stderr.isatty():
+        return
     width = 30
     filled = width * done // max(total, 1)
     print(
