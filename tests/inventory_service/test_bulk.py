@@ -34,7 +34,11 @@ async def ask(
     """Send a bulk request with a reply queue of our own; return the reply."""
     replies = await channel.declare_queue(exclusive=True, auto_delete=True)
     received: list[AbstractIncomingMessage] = []
-    await replies.consume(lambda m: _keep(received, m), no_ack=True)
+
+    async def keep(message: AbstractIncomingMessage) -> None:
+        received.append(message)
+
+    await replies.consume(keep, no_ack=True)
     correlation_id = str(uuid.uuid4())
     await channel.default_exchange.publish(
         aio_pika.Message(
@@ -53,10 +57,6 @@ async def ask(
 
     await eventually(got, bool)
     return received[0], correlation_id
-
-
-async def _keep(into: list[AbstractIncomingMessage], message: AbstractIncomingMessage) -> None:
-    into.append(message)
 
 
 async def test_bulk_without_all_or_none_applies_what_it_can_and_answers_each_item(
