@@ -39,6 +39,7 @@ import httpx
 import msgspec
 from litestar import Litestar, post
 from litestar.datastructures import State
+from litestar.params import JSONBody
 from load import ADMIN, KEY, ORG, Http, System, free_port, percentile, servers_cpu
 
 from messaging import db
@@ -64,7 +65,7 @@ def bare_app() -> Litestar:
     pool_size = int(os.environ.get("ORDER_POOL_SIZE", "10"))
 
     @post("/checkout", status_code=201)
-    async def checkout(state: State, data: BareCheckoutIn) -> dict[str, Any]:
+    async def checkout(state: State, data: JSONBody[BareCheckoutIn]) -> dict[str, Any]:
         order_id = uuid.uuid4()
         pool: asyncpg.Pool = state.pool
         async with pool.acquire() as conn:

@@ -15,13 +15,15 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import msgspec
 import msgspec.inspect
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.params import FromQuery, JSONBody
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from messaging import db, metrics
@@ -291,6 +293,11 @@ async def organization(request: Request[Any, Any, State]) -> str:
     return found
 
 
+Org: TypeAlias = NamedDependency[str]
+"""A route's parameter for the caller's organization, which a controller provides with
+`Provide(organization)` under the parameter's name."""
+
+
 async def admin(request: Request[Any, Any, State]) -> None:
     """Dependency for operator endpoints: the `COMMERCE_ADMIN_KEY` only."""
     if not api_keys_of(request).is_admin(_bearer(request)):
@@ -437,10 +444,10 @@ class OperationsController(Controller):
     async def dead_letters(
         self,
         request: Request[Any, Any, State],
-        queue: str | None = None,
-        include_replayed: bool = False,
-        limit: int = 100,
-        after_id: int = 0,
+        queue: FromQuery[str | None] = None,
+        include_replayed: FromQuery[bool] = False,
+        limit: FromQuery[int] = 100,
+        after_id: FromQuery[int] = 0,
     ) -> list[dict[str, Any]]:
         await admin(request)
         if not 0 < limit <= 1000:
@@ -470,7 +477,7 @@ class OperationsController(Controller):
 
     @post("/dead-letters/replay", summary="Send dead letters back to their queue", status_code=200)
     async def replay(
-        self, request: Request[Any, Any, State], data: ReplayRequest
+        self, request: Request[Any, Any, State], data: JSONBody[ReplayRequest]
     ) -> dict[str, list[int]]:
         await admin(request)
         runtime = runtime_of(request)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from finance_service import handlers, views
 from finance_service.config import Settings
@@ -63,20 +63,22 @@ class SagaController(Controller):
         request: Request[Any, Any, State],
         # `state` is reserved in Litestar handlers: mapped, and checked by `_state` so that a
         # wrong value is reported under the public name.
-        saga_state: Annotated[str | None, Parameter(query="state")] = None,
-        limit: Annotated[int, Parameter(gt=0, le=1000)] = 100,
+        saga_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        limit: Annotated[int, QueryParameter(gt=0, le=1000)] = 100,
     ) -> list[views.SagaSummary]:
         async with db.acquire(runtime_of(request).pool) as conn:
             return await views.saga_list(conn, state=_state(saga_state), limit=limit)
 
     @get("/{order_id:uuid}", summary="One saga with every transition")
-    async def show(self, request: Request[Any, Any, State], order_id: uuid.UUID) -> views.SagaView:
+    async def show(
+        self, request: Request[Any, Any, State], order_id: FromPath[uuid.UUID]
+    ) -> views.SagaView:
         async with db.acquire(runtime_of(request).pool) as conn:
             return await views.saga_view(conn, order_id)
 
     @post("/{order_id:uuid}/replay", summary="A Failed saga back to Placed", status_code=200)
     async def replay(
-        self, request: Request[Any, Any, State], order_id: uuid.UUID
+        self, request: Request[Any, Any, State], order_id: FromPath[uuid.UUID]
     ) -> Response[bytes]:
         async def work(conn: db.Connection) -> views.SagaView:
             saga = await handlers.replay(
@@ -88,7 +90,7 @@ class SagaController(Controller):
 
     @post("/replay", summary="Every Failed saga back to Placed", status_code=200)
     async def replay_all(
-        self, request: Request[Any, Any, State], data: ReplayRequest
+        self, request: Request[Any, Any, State], data: JSONBody[ReplayRequest]
     ) -> Response[bytes]:
         async def work(conn: db.Connection) -> views.ReplayedView:
             replayed = await handlers.replay_all(

@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
 
 from contracts.inventory import BulkTransactionPayload
 from inventory_service import commands as c
@@ -23,7 +24,7 @@ from inventory_service.schemas import (
 )
 from messaging import db
 from messaging.outbox import Outbox
-from messaging.web import command, organization, runtime_of
+from messaging.web import Org, command, organization, runtime_of
 
 AnyRequest = Request[Any, Any, State]
 
@@ -44,43 +45,55 @@ class BinsController(Controller):
 
     @post("/", summary="Create a bin", status_code=201)
     async def create(
-        self, request: AnyRequest, organization_id: str, data: BinIn
+        self, request: AnyRequest, organization_id: Org, data: JSONBody[BinIn]
     ) -> Response[bytes]:
         work = lambda conn: c.create_bin(conn, organization_id, _outbox(request), data)  # noqa: E731
         return await command(request, organization_id, work, status=201)
 
     @get("/", summary="List bins")
-    async def list_bins(self, request: AnyRequest, organization_id: str) -> list[dict[str, Any]]:
+    async def list_bins(self, request: AnyRequest, organization_id: Org) -> list[dict[str, Any]]:
         rows = await read(request, lambda conn: catalog.list_bins(conn, organization_id))
         return [catalog.bin_view(row) for row in rows]
 
     @get("/{name:str}", summary="A bin")
-    async def get_bin(self, request: AnyRequest, organization_id: str, name: str) -> dict[str, Any]:
+    async def get_bin(
+        self, request: AnyRequest, organization_id: Org, name: FromPath[str]
+    ) -> dict[str, Any]:
         row = await read(request, lambda conn: c.get_bin(conn, organization_id, name))
         return catalog.bin_view(row)
 
     @put("/{name:str}", summary="Replace a bin's fields")
     async def update(
-        self, request: AnyRequest, organization_id: str, name: str, data: BinUpdate
+        self,
+        request: AnyRequest,
+        organization_id: Org,
+        name: FromPath[str],
+        data: JSONBody[BinUpdate],
     ) -> Response[bytes]:
         work = lambda conn: c.update_bin(conn, organization_id, _outbox(request), name, data)  # noqa: E731
         return await command(request, organization_id, work)
 
     @delete("/{name:str}", summary="Delete an empty bin", status_code=200)
-    async def remove(self, request: AnyRequest, organization_id: str, name: str) -> Response[bytes]:
+    async def remove(
+        self, request: AnyRequest, organization_id: Org, name: FromPath[str]
+    ) -> Response[bytes]:
         work = lambda conn: c.delete_bin(conn, organization_id, _outbox(request), name)  # noqa: E731
         return await command(request, organization_id, work)
 
     @post("/{name:str}/items", summary="Add a SKU to a bin", status_code=201)
     async def create_item(
-        self, request: AnyRequest, organization_id: str, name: str, data: BinItemIn
+        self,
+        request: AnyRequest,
+        organization_id: Org,
+        name: FromPath[str],
+        data: JSONBody[BinItemIn],
     ) -> Response[bytes]:
         work = lambda conn: c.create_item(conn, organization_id, _outbox(request), name, data)  # noqa: E731
         return await command(request, organization_id, work, status=201)
 
     @get("/{name:str}/items/{sku:str}", summary="A bin item")
     async def get_item(
-        self, request: AnyRequest, organization_id: str, name: str, sku: str
+        self, request: AnyRequest, organization_id: Org, name: FromPath[str], sku: FromPath[str]
     ) -> dict[str, Any]:
         result: dict[str, Any] = await read(
             request, lambda conn: c.get_item(conn, organization_id, name, sku)
@@ -89,7 +102,12 @@ class BinsController(Controller):
 
     @patch("/{name:str}/items/{sku:str}", summary="Change a bin item's quantities or thresholds")
     async def patch_item(
-        self, request: AnyRequest, organization_id: str, name: str, sku: str, data: BinItemPatch
+        self,
+        request: AnyRequest,
+        organization_id: Org,
+        name: FromPath[str],
+        sku: FromPath[str],
+        data: JSONBody[BinItemPatch],
     ) -> Response[bytes]:
         outbox = _outbox(request)
         work = lambda conn: c.patch_item(conn, organization_id, outbox, name, sku, data)  # noqa: E731
@@ -103,14 +121,18 @@ class TransactionsController(Controller):
 
     @post("/", summary="ADD / REMOVE / TRANSFER / RECONCILE", status_code=201)
     async def create(
-        self, request: AnyRequest, organization_id: str, data: TransactionIn
+        self, request: AnyRequest, organization_id: Org, data: JSONBody[TransactionIn]
     ) -> Response[bytes]:
         work = lambda conn: c.create_transaction(conn, organization_id, _outbox(request), data)  # noqa: E731
         return await command(request, organization_id, work, status=201)
 
     @patch("/{transaction_id:int}", summary="Change a transaction's status, notes, properties")
     async def patch(
-        self, request: AnyRequest, organization_id: str, transaction_id: int, data: TransactionPatch
+        self,
+        request: AnyRequest,
+        organization_id: Org,
+        transaction_id: FromPath[int],
+        data: JSONBody[TransactionPatch],
     ) -> Response[bytes]:
         outbox = _outbox(request)
         work = lambda conn: c.patch_transaction(conn, organization_id, outbox, transaction_id, data)  # noqa: E731
@@ -118,7 +140,7 @@ class TransactionsController(Controller):
 
     @post("/bulk", summary="Bulk transactions (allOrNone), as the queue", status_code=200)
     async def bulk(
-        self, request: AnyRequest, organization_id: str, data: BulkTransactionPayload
+        self, request: AnyRequest, organization_id: Org, data: JSONBody[BulkTransactionPayload]
     ) -> Response[bytes]:
         work = lambda conn: c.bulk(conn, organization_id, _outbox(request), data)  # noqa: E731
         return await command(request, organization_id, work)
@@ -130,7 +152,7 @@ class StockController(Controller):
 
     @post("/inventory/check", summary="Can these quantities be promised?", status_code=200)
     async def check(
-        self, request: AnyRequest, organization_id: str, data: CheckIn
+        self, request: AnyRequest, organization_id: Org, data: JSONBody[CheckIn]
     ) -> dict[str, Any]:
         result: dict[str, Any] = await read(
             request, lambda conn: c.check(conn, organization_id, data)
@@ -138,7 +160,9 @@ class StockController(Controller):
         return result
 
     @get("/stock/{sku:str}", summary="A SKU's stock in every bin")
-    async def stock(self, request: AnyRequest, organization_id: str, sku: str) -> dict[str, Any]:
+    async def stock(
+        self, request: AnyRequest, organization_id: Org, sku: FromPath[str]
+    ) -> dict[str, Any]:
         result: dict[str, Any] = await read(
             request, lambda conn: c.stock_of(conn, organization_id, sku)
         )
@@ -146,7 +170,7 @@ class StockController(Controller):
 
     @get("/reservations/{order_id:str}", summary="An order's reservation")
     async def reservation(
-        self, request: AnyRequest, organization_id: str, order_id: str
+        self, request: AnyRequest, organization_id: Org, order_id: FromPath[str]
     ) -> dict[str, Any]:
         result: dict[str, Any] = await read(
             request, lambda conn: c.reservation(conn, organization_id, order_id)

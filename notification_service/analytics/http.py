@@ -16,7 +16,7 @@ from litestar.params import QueryParameter
 
 from contracts.codec import encode
 from messaging import db
-from messaging.web import InvalidInput, organization, runtime_of
+from messaging.web import InvalidInput, Org, organization, runtime_of
 from notification_service.analytics import domain, repository
 
 
@@ -105,7 +105,7 @@ class AnalyticsController(Controller):
     async def summary(
         self,
         request: Request[Any, Any, State],
-        organization_id: str,
+        organization_id: Org,
         start: Annotated[str | None, QueryParameter(name="from", description=_FROM)] = None,
         end: Annotated[str | None, QueryParameter(name="to", description=_TO)] = None,
     ) -> Response[bytes]:

@@ -17,9 +17,10 @@ import msgspec
 from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import FromQuery
 
 from messaging import db
-from messaging.web import organization, runtime_of
+from messaging.web import Org, organization, runtime_of
 from notification_service.adapters import repository
 
 
@@ -49,7 +50,10 @@ class NotificationsController(Controller):
 
     @get("/", summary="The mails of an order: recipient, template, subject, status, sent_at")
     async def list_for_order(
-        self, request: Request[Any, Any, State], organization_id: str, order_id: uuid.UUID
+        self,
+        request: Request[Any, Any, State],
+        organization_id: Org,
+        order_id: FromQuery[uuid.UUID],
     ) -> Notifications:
         async with db.acquire(runtime_of(request).pool) as conn:
             rows = await repository.mails_of_order(conn, organization_id, order_id)

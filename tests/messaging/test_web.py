@@ -13,13 +13,14 @@ import pytest
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from messaging import db
 from messaging.runtime import ServiceRuntime
 from messaging.service import create_app
 from messaging.settings import RuntimeSettings
-from messaging.web import ApiKeys, Conflict, command, organization
+from messaging.web import ApiKeys, Conflict, Org, command, organization
 from tests.support import ADMIN_KEY, ORG, ORG_KEY, OTHER_ORG_KEY, auth
 
 NOTES = db.Migration(
@@ -49,7 +50,7 @@ class NotesController(Controller):
 
     @post("/", status_code=201)
     async def create(
-        self, request: Request[Any, Any, State], organization_id: str, data: NoteIn
+        self, request: Request[Any, Any, State], organization_id: Org, data: JSONBody[NoteIn]
     ) -> Response[bytes]:
         async def work(conn: db.Connection) -> dict[str, Any]:
             if data.text == "taken":
