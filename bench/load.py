@@ -15,7 +15,9 @@ and `order.confirmed` as they are published. Reported:
   how long it takes to drain;
 - p50/p99 latency from the checkout's HTTP answer to its `inventory.reservation.created`, and to
   its `order.confirmed`;
-- each service's peak RSS (VmHWM) and its RSS at the start and the end of the driving (growth).
+- each service's peak RSS (VmHWM), its RSS at the start and the end of the driving, and its RSS
+  sampled every tenth of the driving time, with the growth over the second half of the driving
+  (when warm-up is over, a service that does not leak should stay level there).
 
 Knobs: the arguments above; ORDER_POOL_SIZE etc. pass through the environment to the services.
 The machine is shared: compare figures of one run, not across runs.
@@ -367,6 +369,13 @@ async def backlog(settings: RuntimeSettings) -> tuple[int, int]:
     return waiting, rows
 
 
+async def sample_rss(system: System, every: float, into: list[dict[str, int]]) -> None:
+    """Append each service's RSS (kB) every `every` seconds until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        into.append({name: current for name, (current, _) in system.rss().items()})
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -417,9 +426,14 @@ async def main() -> None:
             f"(namespace {settings.namespace}, logs in {log_dir})",
             flush=True,
         )
-        outcome, started_for = await drive(
-            system, args.rate, args.seconds, skus, bin_name, args.concurrency
-        )
+        samples: list[dict[str, int]] = [{n: rss for n, (rss, _) in rss_before.items()}]
+        sampler = asyncio.create_task(sample_rss(system, args.seconds / 10, samples))
+        try:
+            outcome, started_for = await drive(
+                system, args.rate, args.seconds, skus, bin_name, args.concurrency
+            )
+        finally:
+            sampler.cancel()
         driven_for = started_for
         left = await backlog(settings)
         drain_start = time.monotonic()
@@ -479,9 +493,13 @@ async def main() -> None:
     )
     for name in SERVICES:
         (start_rss, _), (end_rss, peak) = rss_before[name], rss_after[name]
+        series = [sample[name] for sample in samples if name in sample]
+        half = series[len(series) // 2 :]
         print(
             f"{name:<13} RSS {start_rss / 1024:6.1f} MB at start, {end_rss / 1024:6.1f} MB at "
-            f"end, peak {peak / 1024:6.1f} MB"
+            f"end, peak {peak / 1024:6.1f} MB; every {args.seconds / 10:g} s: "
+            + " ".join(f"{kb / 1024:.0f}" for kb in series)
+            + f" MB ({(half[-1] - half[0]) / 1024:+.1f} MB over the second half)"
         )
 
 
