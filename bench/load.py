@@ -370,10 +370,10 @@ async def backlog(settings: RuntimeSettings) -> tuple[int, int]:
 
 
 async def sample_rss(system: System, every: float, into: list[dict[str, int]]) -> None:
-    """Append each service's RSS (kB) every `every` seconds until cancelled."""
+    """Append each service's RSS (kB) now and every `every` seconds after, until cancelled."""
     while True:
-        await asyncio.sleep(every)
         into.append({name: current for name, (current, _) in system.rss().items()})
+        await asyncio.sleep(every)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -426,7 +426,7 @@ async def main() -> None:
             f"(namespace {settings.namespace}, logs in {log_dir})",
             flush=True,
         )
-        samples: list[dict[str, int]] = [{n: rss for n, (rss, _) in rss_before.items()}]
+        samples: list[dict[str, int]] = []
         sampler = asyncio.create_task(sample_rss(system, args.seconds / 10, samples))
         try:
             outcome, started_for = await drive(
@@ -493,7 +493,7 @@ async def main() -> None:
     )
     for name in SERVICES:
         (start_rss, _), (end_rss, peak) = rss_before[name], rss_after[name]
-        series = [sample[name] for sample in samples if name in sample]
+        series = [sample[name] for sample in samples]
         half = series[len(series) // 2 :]
         print(
             f"{name:<13} RSS {start_rss / 1024:6.1f} MB at start, {end_rss / 1024:6.1f} MB at "
