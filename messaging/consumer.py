@@ -216,18 +216,9 @@ class Consumer(Generic[T]):
 
     async def _until_postgres(self, work: Callable[[], Awaitable[list[str]]]) -> list[str]:
         """Run `work`, waiting out any Postgres outage: that is never the message's fault."""
-        delay = 0.2
-        while True:
-            try:
-                return await work()
-            except Exception as exc:
-                if not db.is_connection_error(exc):
-                    raise
-                log.warning(
-                    "postgres unreachable; holding messages", queue=self.name, error=repr(exc)
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await db.outlast_outage(
+            work, waiting="postgres unreachable; holding messages", queue=self.name
+        )
 
     async def _transaction(self, batch: list[_Pending[T]]) -> list[str]:
         """One transaction for the whole batch; returns each message's outcome."""

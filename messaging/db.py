@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +19,8 @@ from asyncpg.pool import PoolConnectionProxy
 from messaging.logs import get_logger, redact
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_FILE = re.compile(r"^(?P<version>\d{4})_(?P<name>[a-z0-9_]+)\.sql$")
@@ -218,6 +221,23 @@ def is_connection_error(exc: BaseException) -> bool:
     A bare OSError is not one of them: a handler's own network call may raise it. Failures to
     get a connection at all are turned into `DatabaseUnavailable` by `acquire`."""
     return isinstance(exc, _CONNECTION_ERRORS)
+
+
+async def outlast_outage(work: Callable[[], Awaitable[T]], *, waiting: str, **context: object) -> T:
+    """Run `work` until it gets through: while it fails because Postgres is unreachable, log
+    `waiting` (with `context`) and try again, 0.2 s later at first, at most 5 s apart; any
+    other error is raised. For work that must not be given up for an outage, such as recording
+    what has already happened elsewhere."""
+    delay = 0.2
+    while True:
+        try:
+            return await work()
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            log.warning(waiting, error=repr(exc), **context)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 @contextlib.asynccontextmanager

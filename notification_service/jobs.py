@@ -7,10 +7,12 @@ transaction of its own right after the server's answer; no transaction is open w
 to the server. It starts no mail it could not finish within the lease (what is left is given
 back, due at once), so two senders never send the same mail at the same time.
 
-Delivery is at least once, with a window of one mail: if the process dies, or loses the
-database, between the server's acceptance of a mail and the record of it, that one mail is sent
-again once its lease ends, with the same Message-ID. The mails claimed with it and not sent yet
-are due again after the lease, as if never claimed.
+Delivery is at least once, with a window of one mail: if the process dies between the server's
+acceptance of a mail and the record of it, that one mail is sent again once its lease ends, with
+the same Message-ID. The mails claimed with it and not sent yet are due again after the lease,
+as if never claimed. Losing the database there is not such a window: the server's answer is
+held and recorded as soon as Postgres answers again, and nothing more is sent meanwhile. Only
+an outage longer than the lease lets another replica take that mail and send it again.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import time
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
+from functools import partial
 from typing import Protocol
 
 from messaging import db
@@ -95,8 +98,11 @@ async def _send_batch(
                 )
                 break
             outcome = await session.send(mail)
-            async with db.acquire(pool) as conn:
-                await _record(conn, mail, outcome, policy)
+            await db.outlast_outage(
+                partial(_record_alone, pool, mail, outcome, policy),
+                waiting="postgres unreachable; holding the outcome of a mail",
+                mail_id=mail.id,
+            )
             sent += outcome.sent
     if sent:
         log.info("mail sent", count=sent)
@@ -109,6 +115,11 @@ async def _send_batch(
     # Only a batch sent whole is followed by another at once: a mail that failed may be due
     # again already (no backoff configured), and one run must not try it over and over.
     return sent, sent == len(due)
+
+
+async def _record_alone(pool: db.Pool, mail: DueMail, outcome: Outcome, policy: MailPolicy) -> None:
+    async with db.acquire(pool) as conn:
+        await _record(conn, mail, outcome, policy)
 
 
 async def _record(conn: db.Connection, mail: DueMail, outcome: Outcome, policy: MailPolicy) -> None:

@@ -29,7 +29,14 @@ from notification_service.config import MailPolicy, SmtpSettings
 from notification_service.smtp_sink import EmlWriter, SmtpSink
 from tests.notification_service.builders import email
 from tests.notification_service.conftest import free_port, mails_to
-from tests.support import eventually, unique
+from tests.support import (
+    Infra,
+    eventually,
+    local_postgres,
+    start_postgres,
+    stop_postgres,
+    unique,
+)
 
 #: No backoff, so that every run of the sender finds the failed mail due again.
 AT_ONCE = MailPolicy(retry_initial=0, retry_max=0)
@@ -333,6 +340,40 @@ async def test_a_crash_mid_batch_leaves_the_unsent_mail_due_again_after_the_leas
 
     await eventually(ours_sent, lambda statuses: set(statuses) == {"sent"}, timeout=10)
     assert sorted(i for i in replica.sent if i in ids) == ids[2:]
+
+
+@pytest.mark.postgres_restart
+async def test_a_mail_accepted_as_the_database_goes_down_is_recorded_when_it_is_back(
+    pool: db.Pool, outbox: Outbox, infra: Infra
+) -> None:
+    if not local_postgres(infra):
+        pytest.skip("needs pg_ctlcluster for the database the tests use")
+    ids = [await outbox.add(email()) for _ in range(3)]
+    back: list[asyncio.Task[None]] = []
+
+    async def lose_the_database_with_the_second(mail: DueMail) -> Outcome:
+        if mail.id == ids[1]:
+            # The server has taken the mail; the database is gone before that is recorded.
+            await stop_postgres()
+            back.append(asyncio.create_task(_after(1.0, start_postgres)))
+        return SENT
+
+    mailer = FakeMailer(answer=lose_the_database_with_the_second)
+    try:
+        await jobs.send_due_mail(pool, mailer, MailPolicy(batch_size=50))
+    finally:
+        await asyncio.gather(*back)
+    assert back, "the database was stopped while the batch was sent"
+
+    rows = await outbox.rows()
+    assert [rows[i]["status"] for i in ids] == ["sent"] * 3
+    assert [rows[i]["attempts"] for i in ids] == [1] * 3
+    assert [i for i in mailer.sent if i in ids] == ids  # each once, in order
+
+
+async def _after(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
+    await asyncio.sleep(seconds)
+    await action()
 
 
 async def test_no_mail_is_started_that_could_not_be_finished_within_the_lease(
