@@ -17,7 +17,8 @@ and `order.confirmed` as they are published. Reported:
   its `order.confirmed`;
 - each service's peak RSS (VmHWM), its RSS at the start and the end of the driving, and its RSS
   sampled every tenth of the driving time, with the growth over the second half of the driving
-  (when warm-up is over, a service that does not leak should stay level there).
+  (when warm-up is over, a service that does not leak should stay level there); beside it, the
+  Postgres connections its pool held open at each sample (`commerce_db_pool_connections`).
 
 Knobs: the arguments above; ORDER_POOL_SIZE etc. pass through the environment to the services.
 The machine is shared: compare figures of one run, not across runs.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +45,7 @@ from typing import Any
 import aio_pika
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.topology import ECOMM, ORDER_EVENTS
 from messaging.namespaces import remove_namespace
@@ -369,11 +372,41 @@ async def backlog(settings: RuntimeSettings) -> tuple[int, int]:
     return waiting, rows
 
 
-async def sample_rss(system: System, every: float, into: list[dict[str, int]]) -> None:
-    """Append each service's RSS (kB) now and every `every` seconds after, until cancelled."""
-    while True:
-        into.append({name: current for name, (current, _) in system.rss().items()})
-        await asyncio.sleep(every)
+@dataclass(frozen=True)
+class Sample:
+    """One service at one moment: its RSS (kB) and the connections its pool holds open."""
+
+    rss: int
+    pool: int | None
+
+
+async def sample_services(system: System, every: float, into: list[dict[str, Sample]]) -> None:
+    """Append each service's RSS and pool size now and every `every` seconds after, until
+    cancelled. The pool size comes from the service's `/metrics`: a pool that grows under load
+    holds more connections, and with each one its own statement cache."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        while True:
+            rss = system.rss()
+            into.append(
+                {
+                    name: Sample(rss[name][0], await pool_size(client, system.urls[name]))
+                    for name in SERVICES
+                }
+            )
+            await asyncio.sleep(every)
+
+
+async def pool_size(client: httpx.AsyncClient, url: str) -> int | None:
+    try:
+        text = (await client.get(f"{url}/metrics")).text
+    except httpx.HTTPError:
+        return None
+    for family in text_string_to_metric_families(text):
+        if family.name == "commerce_db_pool_connections":
+            for sample in family.samples:
+                if sample.labels.get("state") == "open":
+                    return int(sample.value)
+    return None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -426,14 +459,16 @@ async def main() -> None:
             f"(namespace {settings.namespace}, logs in {log_dir})",
             flush=True,
         )
-        samples: list[dict[str, int]] = []
-        sampler = asyncio.create_task(sample_rss(system, args.seconds / 10, samples))
+        samples: list[dict[str, Sample]] = []
+        sampler = asyncio.create_task(sample_services(system, args.seconds / 10, samples))
         try:
             outcome, started_for = await drive(
                 system, args.rate, args.seconds, skus, bin_name, args.concurrency
             )
         finally:
             sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler  # a sampler that failed says so here
         driven_for = started_for
         left = await backlog(settings)
         drain_start = time.monotonic()
@@ -493,13 +528,15 @@ async def main() -> None:
     )
     for name in SERVICES:
         (start_rss, _), (end_rss, peak) = rss_before[name], rss_after[name]
-        series = [sample[name] for sample in samples]
+        series = [sample[name].rss for sample in samples]
         half = series[len(series) // 2 :]
+        pools = " ".join("?" if s[name].pool is None else str(s[name].pool) for s in samples)
         print(
             f"{name:<13} RSS {start_rss / 1024:6.1f} MB at start, {end_rss / 1024:6.1f} MB at "
             f"end, peak {peak / 1024:6.1f} MB; every {args.seconds / 10:g} s: "
             + " ".join(f"{kb / 1024:.0f}" for kb in series)
-            + f" MB ({(half[-1] - half[0]) / 1024:+.1f} MB over the second half)"
+            + f" MB ({(half[-1] - half[0]) / 1024:+.1f} MB over the second half);"
+            f" pool connections {pools}"
         )
 
 

@@ -42,6 +42,11 @@ BROKER_CONNECTED = Gauge(
     "commerce_broker_connected", "1 while the AMQP connection is up.", ["service"]
 )
 DEAD_LETTERS = Gauge("commerce_dead_letters_waiting", "Dead letters not replayed yet.", ["schema"])
+DB_POOL = Gauge(
+    "commerce_db_pool_connections",
+    "Postgres connections of the service's pool: open, and of those idle.",
+    ["schema", "state"],
+)
 
 
 def render() -> tuple[bytes, str]:

@@ -423,6 +423,8 @@ class OperationsController(Controller):
         runtime = runtime_of(request)
         schema = runtime.schema
         metrics.BROKER_CONNECTED.labels(runtime.service).set(runtime.broker.is_connected)
+        metrics.DB_POOL.labels(schema, "open").set(runtime.pool.get_size())
+        metrics.DB_POOL.labels(schema, "idle").set(runtime.pool.get_idle_size())
         try:
             backlog, age = await runtime.relay.backlog()
             async with db.acquire(runtime.pool) as conn:

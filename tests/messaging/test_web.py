@@ -15,6 +15,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from messaging import db
 from messaging.runtime import ServiceRuntime
@@ -196,6 +197,15 @@ async def test_metrics_expose_runtime_and_http_figures(client: AsyncTestClient[A
     assert 'commerce_outbox_backlog{schema="notes_' in text
     assert "commerce_dead_letters_waiting" in text
     assert 'commerce_broker_connected{service="notes"}' in text
+    pool = {
+        sample.labels["state"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "commerce_db_pool_connections"
+        for sample in family.samples
+    }
+    assert pool.keys() == {"open", "idle"}
+    assert 1 <= pool["open"] <= 10  # the runtime's pool holds 2 to 10
+    assert 0 <= pool["idle"] <= pool["open"]
     assert 'commerce_requests_total{app_name="notes",method="POST",path="/notes"' in text
 
 
