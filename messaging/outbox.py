@@ -6,8 +6,10 @@ schema publishes: the one holding the schema's relay lock, a session-level advis
 on the connection it listens on; the others stand by and bid for the lock whenever they wake,
 so one takes over when the leader's connection ends. The leader publishes the due rows in table
 order and marks them sent after the broker confirmed them — two statements per batch, and no
-transaction open while it waits for the broker. Delivery is at least once: a row published but
-not yet marked when its relay dies (or loses its lock) is published again by the next leader.
+transaction open (nor connection held) while it waits for the broker. A Postgres outage between
+the confirm and the mark is waited out, and the rows are marked when it is over. Delivery is at
+least once: a row published but not yet marked when its relay dies (or loses its lock, and
+another relay leads meanwhile) is published again by the next leader.
 """
 
 from __future__ import annotations
@@ -277,43 +279,53 @@ class OutboxRelay:
                 " AND next_attempt_at <= now() ORDER BY id LIMIT $1",
                 self._batch_size,
             )
-            if not rows:
-                return 0
-            outcomes = await self._broker.publish_many([_message_of(r) for r in rows])
-            await self._record(conn, rows, outcomes)
-            # Rows left waiting for the broker do not count: the caller must not spin on them.
-            return sum(not isinstance(o, BrokerUnavailable) for o in outcomes)
+        if not rows:
+            return 0
+        outcomes = await self._broker.publish_many([_message_of(r) for r in rows])
+        # What the broker confirmed has happened: a Postgres outage now is waited out, so that
+        # the rows are marked when it is back rather than published again.
+        await db.outlast_outage(
+            lambda: self._record(rows, outcomes),
+            waiting="outbox relay holds the broker's confirms until postgres is back",
+            schema=self._schema,
+        )
+        # Rows left waiting for the broker do not count: the caller must not spin on them.
+        return sum(not isinstance(o, BrokerUnavailable) for o in outcomes)
 
     async def _record(
-        self,
-        conn: db.Connection,
-        rows: Sequence[asyncpg.Record],
-        outcomes: Sequence[BaseException | None],
+        self, rows: Sequence[asyncpg.Record], outcomes: Sequence[BaseException | None]
     ) -> None:
+        """Mark what the broker confirmed as sent, and count an attempt for what it refused.
+        Safe to run again after a lost connection: every statement sets absolute values, and
+        the figures are counted once all of them went through."""
         sent = [r["id"] for r, error in zip(rows, outcomes, strict=True) if error is None]
-        if sent:
-            await conn.execute(
-                "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
-            )
-            self.published += len(sent)
-            metrics.PUBLISHED.labels(self._schema).inc(len(sent))
-        for row, error in zip(rows, outcomes, strict=True):
-            if error is None or isinstance(error, BrokerUnavailable):
-                continue  # not the message's fault: it waits for the broker, attempts unchanged
+        refused = [
+            (row, error, row["attempts"] + 1)
+            for row, error in zip(rows, outcomes, strict=True)
+            # BrokerUnavailable is not the message's fault: it waits, attempts unchanged.
+            if error is not None and not isinstance(error, BrokerUnavailable)
+        ]
+        async with db.acquire(self._pool) as conn:
+            if sent:
+                await conn.execute(
+                    "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])", sent
+                )
+            for row, error, attempts in refused:
+                await conn.execute(
+                    "UPDATE outbox SET attempts = $2, last_error = $3,"
+                    " next_attempt_at = now() + $4::interval,"
+                    " failed_at = CASE WHEN $5 THEN now() END WHERE id = $1",
+                    row["id"],
+                    attempts,
+                    repr(error),
+                    timedelta(seconds=min(2**attempts, 300)),
+                    attempts >= self._max_attempts,
+                )
+        self.published += len(sent)
+        metrics.PUBLISHED.labels(self._schema).inc(len(sent))
+        for row, error, attempts in refused:
             metrics.PUBLISH_FAILURES.labels(self._schema).inc()
-            attempts = row["attempts"] + 1
             given_up = attempts >= self._max_attempts
-            delay = timedelta(seconds=min(2**attempts, 300))
-            await conn.execute(
-                "UPDATE outbox SET attempts = $2, last_error = $3,"
-                " next_attempt_at = now() + $4::interval,"
-                " failed_at = CASE WHEN $5 THEN now() END WHERE id = $1",
-                row["id"],
-                attempts,
-                repr(error),
-                delay,
-                given_up,
-            )
             (log.error if given_up else log.warning)(
                 "outbox message not accepted by the broker",
                 message_id=row["message_id"],

@@ -118,6 +118,9 @@ async def _send_batch(
 
 
 async def _record_alone(pool: db.Pool, mail: DueMail, outcome: Outcome, policy: MailPolicy) -> None:
+    """`_record` on a connection of its own, to be tried again after a lost connection: a sent
+    mail is marked once whatever the tries; a failure whose commit was lost with the connection
+    is counted twice (one more attempt of backoff, never a mail sent twice)."""
     async with db.acquire(pool) as conn:
         await _record(conn, mail, outcome, policy)
 

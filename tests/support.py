@@ -183,6 +183,18 @@ async def start_postgres() -> None:
     await _pg_ctlcluster("start")
 
 
+async def stop_postgres_for(seconds: float) -> asyncio.Task[None]:
+    """Stop the local PostgreSQL cluster now and start it `seconds` later; returns the task
+    that brings it back, for the test to await before it ends."""
+    await stop_postgres()
+
+    async def back() -> None:
+        await asyncio.sleep(seconds)
+        await start_postgres()
+
+    return asyncio.create_task(back())
+
+
 async def _pg_ctlcluster(action: str) -> None:
     versions = sorted(os.listdir("/etc/postgresql"), key=lambda v: [int(p) for p in v.split(".")])
     proc = await asyncio.create_subprocess_exec(

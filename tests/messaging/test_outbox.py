@@ -7,6 +7,7 @@ import contextlib
 import json
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -17,7 +18,14 @@ from messaging.broker import Broker
 from messaging.message import OutgoingMessage
 from messaging.outbox import Outbox, OutboxRelay
 from tests.messaging.conftest import ScratchExchange
-from tests.support import Infra, eventually, start_broker, stop_broker
+from tests.support import (
+    Infra,
+    eventually,
+    local_postgres,
+    start_broker,
+    stop_broker,
+    stop_postgres_for,
+)
 
 
 def event(exchange: str, n: int, routing_key: str = "order.created") -> OutgoingMessage:
@@ -205,6 +213,49 @@ async def test_writes_succeed_while_the_broker_is_down_and_go_out_once_when_back
     assert sorted(collector.numbers) == list(range(20))
     assert set(collector.ids.values()) == {1}
     assert await pending_rows(pool) == 0
+
+
+@pytest.mark.postgres_restart
+async def test_a_batch_confirmed_as_postgres_goes_down_is_marked_when_it_is_back_not_resent(
+    infra: Infra,
+    pool: asyncpg.Pool,
+    broker: Broker,
+    schema: str,
+    exchange: ScratchExchange,
+    bound: tuple[AbstractQueue, Collector],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not local_postgres(infra):
+        pytest.skip("needs pg_ctlcluster for the database the tests use")
+    _, collector = bound
+    back: list[asyncio.Task[None]] = []
+    lost = asyncio.Event()
+    publish_many = broker.publish_many
+
+    async def confirmed_then_postgres_lost(messages: list[OutgoingMessage]) -> list[Any]:
+        outcomes = await publish_many(messages)
+        if not back:
+            back.append(await stop_postgres_for(1.0))
+            lost.set()
+        return outcomes
+
+    monkeypatch.setattr(broker, "publish_many", confirmed_then_postgres_lost)
+    async with pool.acquire() as conn, conn.transaction():
+        await Outbox(schema).add(conn, *(event(exchange.name, n) for n in range(5)))
+    relay = OutboxRelay(pool, broker, dsn=infra.database_url, schema=schema, poll_interval=1)
+    relay.start()
+    try:
+        await asyncio.wait_for(lost.wait(), 10)
+        await back[0]
+        await eventually(lambda: pending_rows(pool), lambda n: n == 0, timeout=30)
+        await asyncio.sleep(1.5)  # past the relay's next poll: a second copy would be out
+    finally:
+        await relay.stop()
+        await asyncio.gather(*back)
+
+    assert sorted(collector.numbers) == list(range(5))
+    assert set(collector.ids.values()) == {1}  # published once: marked, not sent again
+    assert relay.published == 5
 
 
 async def test_stop_returns_when_a_wake_up_meets_the_cancellation(

@@ -33,8 +33,7 @@ from tests.support import (
     Infra,
     eventually,
     local_postgres,
-    start_postgres,
-    stop_postgres,
+    stop_postgres_for,
     unique,
 )
 
@@ -354,8 +353,7 @@ async def test_a_mail_accepted_as_the_database_goes_down_is_recorded_when_it_is_
     async def lose_the_database_with_the_second(mail: DueMail) -> Outcome:
         if mail.id == ids[1]:
             # The server has taken the mail; the database is gone before that is recorded.
-            await stop_postgres()
-            back.append(asyncio.create_task(_after(1.0, start_postgres)))
+            back.append(await stop_postgres_for(1.0))
         return SENT
 
     mailer = FakeMailer(answer=lose_the_database_with_the_second)
@@ -369,11 +367,6 @@ async def test_a_mail_accepted_as_the_database_goes_down_is_recorded_when_it_is_
     assert [rows[i]["status"] for i in ids] == ["sent"] * 3
     assert [rows[i]["attempts"] for i in ids] == [1] * 3
     assert [i for i in mailer.sent if i in ids] == ids  # each once, in order
-
-
-async def _after(seconds: float, action: Callable[[], Awaitable[None]]) -> None:
-    await asyncio.sleep(seconds)
-    await action()
 
 
 async def test_no_mail_is_started_that_could_not_be_finished_within_the_lease(
