@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 
 from contracts.topology import Queue
-from messaging import db
+from messaging import db, memory
 from messaging.broker import Broker
 from messaging.consumer import Consumer, Decode, Handle, Prepare, RetryPolicy
 from messaging.dead_letters import drain_consumer
@@ -66,6 +66,9 @@ class ServiceRuntime:
         self._periodic: list[tuple[str, float, Callable[[], Awaitable[object]]]] = []
         self.metric_probes: list[Callable[[db.Connection], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        trim = memory.heap_trimmer()
+        if settings.malloc_trim_interval > 0 and trim is not None:
+            self.every("malloc-trim", settings.malloc_trim_interval, memory.trim_job(trim))
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -22,10 +22,15 @@ class RuntimeSettings:
     #: prefixed `<namespace>.` and every schema suffixed `_<namespace>`: a whole separate system
     #: on the same broker and database (used by the tests to isolate each run).
     namespace: str = ""
+    #: `MALLOC_TRIM_INTERVAL_SECONDS`: how often freed heap memory is handed back to the system
+    #: (`messaging.memory`); 0 never.
+    malloc_trim_interval: float = 30.0
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9_]{0,24}", self.namespace):
             raise ValueError("COMMERCE_NAMESPACE: up to 24 of a-z, 0-9 and _")
+        if not self.malloc_trim_interval >= 0:
+            raise ValueError("MALLOC_TRIM_INTERVAL_SECONDS: a number of seconds, 0 or more")
 
     @property
     def topology_prefix(self) -> str:
@@ -47,4 +52,15 @@ class RuntimeSettings:
             database_url=env.get("DATABASE_URL", DEFAULT_DATABASE_URL),
             log_level=env.get("LOG_LEVEL", "INFO"),
             namespace=env.get("COMMERCE_NAMESPACE", ""),
+            malloc_trim_interval=_seconds(env, "MALLOC_TRIM_INTERVAL_SECONDS", 30.0),
         )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}: a number of seconds, got {raw!r}") from None
